@@ -1,0 +1,160 @@
+"""MICA pretraining configs: `--config configs/pretrain.py:<variant>`.
+
+Variants: `demo` (synthetic data, CPU, minutes), `test` (tiny, for tests), and
+`<dataset>_<benchmark>_<stream>` for the published benchmarks:
+`ntu60_{xsub,xview}`, `ntu120_{xsub,xset}`, `pku1_{xsub,xview}`, `pku2_{xsub,xview}`,
+each `_{joint,bone,motion}`, e.g. `ntu60_xsub_joint`. Data live under `data/` as
+`python -m freqjax.data.prepare` writes them, text embeddings under `data/text/`.
+
+Every [choice] of SPEC.md is a field here, so an ablation is a `--config.x=y` away.
+"""
+import ml_collections
+
+DATASETS = {
+    # name: (prepared directory, benchmarks, number of classes, text file)
+    "ntu60": ("data/ntu60", ("xsub", "xview"), 60, "data/text/ntu60_descriptions.npz"),
+    "ntu120": ("data/ntu120", ("xsub", "xset"), 120, "data/text/ntu120_descriptions.npz"),
+    "pku1": ("data/pku1", ("xsub", "xview"), 51, "data/text/pku_descriptions.npz"),
+    "pku2": ("data/pku2", ("xsub", "xview"), 51, "data/text/pku_descriptions.npz"),
+}
+STREAMS = ("joint", "bone", "motion")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """SkeletonCLR/AimCLR recipe (SPEC §7) with MICA's losses (SPEC §5)."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.init_from = ""  # a workdir or a PyTorch checkpoint (.pt/.npz) to start the encoder from
+
+  c.data = ml_collections.ConfigDict()
+  c.data.format = "aimclr"  # aimclr | pyskl | ctrgcn
+  c.data.path = ""
+  c.data.split = "train"
+  c.data.test_split = "val"  # used by evaluation
+  c.data.num_frames = 50
+  c.data.num_classes = 60
+  c.data.stream = "joint"  # joint | bone | motion
+  c.data.extreme_augmentation = False  # AimCLR's extreme view for the query
+  c.data.shear_amplitude = 0.5
+  c.data.padding_ratio = 6
+  c.data.prefetch = 2
+
+  c.text = ml_collections.ConfigDict()
+  c.text.path = ""  # .npz from `python -m freqjax.text.embed`
+  c.text.sentences = "random"  # random | mean, with several sentences per key
+
+  c.model = ml_collections.ConfigDict()
+  c.model.hidden_channels = 16
+  c.model.hidden_dim = 256
+  c.model.layout = "ntu-rgb+d"
+  c.model.dropout = 0.5
+  c.model.frest_blocks = (9,)  # 0-based block indices; () = plain ST-GCN
+  c.model.frest_spatial = True
+  c.model.frest_temporal = True
+  c.model.frest_per_frequency = False
+  c.model.frest_layer_norm = True
+  c.model.mlp_dim = 128
+
+  c.moco = ml_collections.ConfigDict()
+  c.moco.queue_size = 32768
+  c.moco.temperature = 0.2
+  c.moco.momentum = 0.999
+
+  c.fm = ml_collections.ConfigDict()
+  c.fm.weight = 1.0  # λ_fm; 0 removes Feature Modulation from the compiled step
+  c.fm.dim = 512  # CLIP ViT-B/32 text embedding width
+  c.fm.text_queue_size = 8192
+  c.fm.tau_s = 0.1
+  c.fm.tau_t = 0.05
+  c.fm.noise_std = 0.01
+
+  c.harmonizer = ml_collections.ConfigDict()
+  c.harmonizer.weight = 0.5  # λ_h; 0 removes the Modality Harmonizer
+  c.harmonizer.dim = 256
+  c.harmonizer.num_heads = 8
+  c.harmonizer.dropout = 0.0
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.batch_size = 128  # global, over all devices and hosts
+  c.optim.base_lr = 0.1  # at batch 128, scaled linearly with the batch size
+  c.optim.momentum = 0.9
+  c.optim.nesterov = False
+  c.optim.weight_decay = 1e-4
+  c.optim.epochs = 300
+  c.optim.schedule = "step"  # step | cosine
+  c.optim.decay_epochs = (250,)
+  c.optim.decay_factor = 0.1
+  c.optim.warmup_epochs = 0.0
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.backend = "pmap"  # pmap | shard_map (jax.jit over a 1-D `data` mesh)
+
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 1000
+  c.keep_checkpoints = 3
+  c.knn_monitor_every_epochs = 0  # 0 = off
+  return c
+
+
+def benchmark_config(name: str) -> ml_collections.ConfigDict:
+  try:
+    dataset, benchmark, stream = name.split("_")
+    directory, benchmarks, num_classes, text = DATASETS[dataset]
+    if benchmark not in benchmarks or stream not in STREAMS:
+      raise KeyError
+  except (ValueError, KeyError):
+    raise ValueError(f"Unknown pretraining config {name!r}: use demo, test or "
+                     "<dataset>_<benchmark>_<stream> with dataset in "
+                     f"{sorted(DATASETS)}, e.g. ntu60_xsub_joint.") from None
+  c = base_config()
+  c.data.path = f"{directory}/{benchmark}"
+  c.data.num_classes = num_classes
+  c.data.stream = stream
+  c.text.path = text
+  if dataset.startswith("pku"):
+    c.data.test_split = "val"
+  return c
+
+
+def demo_config() -> ml_collections.ConfigDict:
+  """Synthetic skeletons and a random-init text model: a CPU run of a few minutes."""
+  c = base_config()
+  c.data.path = "data/synthetic/xperformer"
+  c.data.num_classes = 14
+  c.text.path = "data/synthetic/text.npz"
+  c.moco.queue_size = 1024
+  c.moco.momentum = 0.99
+  c.fm.text_queue_size = 512
+  c.optim.batch_size = 64
+  c.optim.epochs = 12
+  c.optim.schedule = "cosine"
+  c.optim.warmup_epochs = 1.0
+  c.log_every_steps = 10
+  c.checkpoint_every_steps = 100
+  return c
+
+
+def test_config() -> ml_collections.ConfigDict:
+  """A few-second run for tests: tiny widths, short sequences, tiny queues."""
+  c = demo_config()
+  c.data.num_frames = 16
+  c.model.hidden_channels = 4
+  c.model.hidden_dim = 16
+  c.model.mlp_dim = 8
+  c.harmonizer.dim = 16
+  c.harmonizer.num_heads = 2
+  c.moco.queue_size = 32
+  c.fm.text_queue_size = 16
+  c.optim.batch_size = 8
+  c.optim.epochs = 1
+  c.log_every_steps = 1
+  c.checkpoint_every_steps = 2
+  return c
+
+
+def get_config(arg: str = "demo") -> ml_collections.ConfigDict:
+  if arg == "demo":
+    return demo_config()
+  if arg == "test":
+    return test_config()
+  return benchmark_config(arg)

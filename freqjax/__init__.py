@@ -1,0 +1,1 @@
+"""freqjax: MICA (self-supervised, language-guided skeleton action recognition) in JAX."""

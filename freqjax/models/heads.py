@@ -1,0 +1,122 @@
+"""Heads on the encoder's 256-d feature `h`: MoCo MLP, Feature Modulation projection, classifier.
+
+SPEC §3 (heads). Initialisation follows the PyTorch reference so that runs start from the
+same distribution: `nn.Linear`'s default (kernel and bias U(±1/√fan_in)) for the
+pretraining heads, N(0, 0.01²) kernel and zero bias for the linear-evaluation classifier
+(SkeletonCLR's `linear_eval`).
+
+PyTorch checkpoint mapping (SkeletonCLR / AimCLR, `mlp=True`): `encoder_q.fc` is
+`nn.Sequential(Linear(256, 256), ReLU(), Linear(256, 128))`, so
+
+  encoder_q.fc.0.weight (256, 256) -> MLPHead params['layers_0']['kernel'] = weight.T
+  encoder_q.fc.0.bias   (256,)     -> MLPHead params['layers_0']['bias']
+  encoder_q.fc.2.weight (128, 256) -> MLPHead params['layers_2']['kernel'] = weight.T
+  encoder_q.fc.2.bias   (128,)     -> MLPHead params['layers_2']['bias']
+
+(the `nn.Sequential` index i becomes `layers_i`, as in `flax.linen.Sequential`;
+`encoder_k.fc.*` maps the same way into the key encoder). A linear-evaluation checkpoint's
+`encoder_q.fc.weight (classes, 256)` / `fc.bias` map to LinearClassifier
+`params['fc']['kernel'] = weight.T` / `['fc']['bias']`. `mlp_head_params_from_torch` does
+the first mapping.
+"""
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# PyTorch nn.Linear's kaiming_uniform(a=√5) is U(±1/√fan_in) = variance scaling 1/3, uniform.
+_torch_linear_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def _torch_linear_bias_init(fan_in: int) -> nn.initializers.Initializer:
+  bound = 1.0 / np.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def _torch_dense(features: int, fan_in: int, name: str) -> nn.Dense:
+  return nn.Dense(features, kernel_init=_torch_linear_kernel_init,
+                  bias_init=_torch_linear_bias_init(fan_in), name=name)
+
+
+class MLPHead(nn.Module):
+  """MoCo projection head: Dense(hidden) → ReLU → Dense(features). `(N, 256) -> (N, 128)`.
+
+  Attributes:
+    hidden: width of the hidden layer (256).
+    features: output width (128, MoCo's embedding).
+  """
+  hidden: int = 256
+  features: int = 128
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    """`h (N, C)` pooled encoder features -> `(N, features)` (not normalised)."""
+    x = _torch_dense(self.hidden, h.shape[-1], "layers_0")(h)
+    x = nn.relu(x)
+    return _torch_dense(self.features, self.hidden, "layers_2")(x)
+
+
+class Projection(nn.Module):
+  """Feature Modulation projection to the text space: one Dense, `(N, 256) -> (N, 512)`.
+
+  A single linear map **[choice]** (SPEC §3); its output is L2-normalised by the caller.
+
+  Attributes:
+    features: output width (512, CLIP ViT-B/32's embedding).
+  """
+  features: int = 512
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    """`h (N, C)` pooled encoder features -> `(N, features)` (not normalised)."""
+    return _torch_dense(self.features, h.shape[-1], "fc")(h)
+
+
+class LinearClassifier(nn.Module):
+  """Linear-evaluation classifier: `(N, 256) -> (N, num_classes)` logits.
+
+  Attributes:
+    num_classes: number of action classes (60, 120, 51, ...).
+  """
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    """`h (N, C)` frozen encoder features -> `(N, num_classes)` logits."""
+    return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
+                    bias_init=nn.initializers.zeros_init(), name="fc")(h)
+
+
+def mlp_head_params_from_torch(state_dict: Mapping[str, Any],
+                               prefix: str = "encoder_q.fc") -> dict[str, dict[str, np.ndarray]]:
+  """MLPHead params from a PyTorch SkeletonCLR/AimCLR state dict (see the module docstring).
+
+  Args:
+    state_dict: name -> array (numpy or anything `np.asarray` accepts, e.g. CPU tensors).
+    prefix: the `nn.Sequential` holding the head, `encoder_q.fc` or `encoder_k.fc`.
+
+  Returns:
+    `{'layers_0': {'kernel', 'bias'}, 'layers_2': {'kernel', 'bias'}}` as float32 numpy.
+
+  Raises:
+    KeyError: naming the missing entry when the state dict has no such head.
+  """
+  params = {}
+  for index in (0, 2):
+    names = {"kernel": f"{prefix}.{index}.weight", "bias": f"{prefix}.{index}.bias"}
+    missing = [name for name in names.values() if name not in state_dict]
+    if missing:
+      raise KeyError(f"state dict has no {missing[0]}: is it a SkeletonCLR/AimCLR checkpoint "
+                     f"with mlp=True, and is the prefix {prefix!r} right?")
+    params[f"layers_{index}"] = {
+        "kernel": np.asarray(state_dict[names["kernel"]], np.float32).T,
+        "bias": np.asarray(state_dict[names["bias"]], np.float32),
+    }
+  return params

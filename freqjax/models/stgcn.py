@@ -1,0 +1,151 @@
+"""ST-GCN encoder as SkeletonCLR / AimCLR configure it (SPEC §3), with FreST blocks.
+
+Layout inside the network is channels-last: a feature map is `(B, T, V, C)` with
+`B = N·M` (persons folded into the batch), frames, joints, channels. Parameter names
+follow the PyTorch model (`block{i}` is `st_gcn_networks.{i}`) so `freqjax.convert` can
+map checkpoints one to one.
+"""
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from freqjax import graph
+from freqjax.models.batch_norm import BatchNorm
+from freqjax.models.frest import FreST
+
+
+class STGCNBlock(nn.Module):
+  """Graph conv → BN → ReLU → temporal conv (9×1, stride) → BN → Dropout, + residual, ReLU.
+
+  Attributes:
+    features: output channels.
+    stride: temporal stride.
+    residual: False for the first block; otherwise identity where shapes match, else a
+      strided 1×1 conv + BN.
+    dropout: rate after the second BN (PyTorch's `tcn.4`).
+    edge_importance: learn a `(K, V, V)` weight multiplying the adjacency (init 1).
+  """
+  features: int
+  stride: int = 1
+  residual: bool = True
+  dropout: float = 0.0
+  edge_importance: bool = True
+  temporal_kernel: int = 9
+  bn_axis_name: str | None = None
+  bn_momentum: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, adjacency: jax.Array, train: bool) -> jax.Array:
+    """`x (B, T, V, C_in)`, `adjacency (K, V, V)` → `(B, ceil(T/stride), V, features)`."""
+    bn = lambda name: BatchNorm(self.bn_momentum, axis_name=self.bn_axis_name, name=name)
+    if not self.residual:
+      residual = 0.0
+    elif x.shape[-1] == self.features and self.stride == 1:
+      residual = x
+    else:
+      residual = nn.Conv(self.features, (1, 1), strides=(self.stride, 1),
+                         name="residual_conv")(x)
+      residual = bn("residual_bn")(residual, train)
+
+    if self.edge_importance:
+      adjacency = adjacency * self.param("edge_importance", nn.initializers.ones,
+                                         adjacency.shape)
+    k = adjacency.shape[0]
+    b, t, v, _ = x.shape
+    # Graph conv: a 1x1 conv to K·C channels (subset-major, as PyTorch's view), then the
+    # sum over subsets k and sending joints v of A[k, v, w].
+    y = nn.Dense(k * self.features, name="gcn")(x).reshape(b, t, v, k, self.features)
+    y = jnp.einsum("btvkc,kvw->btwc", y, adjacency)
+
+    y = nn.relu(bn("tcn_bn1")(y, train))
+    pad = (self.temporal_kernel - 1) // 2
+    y = nn.Conv(self.features, (self.temporal_kernel, 1), strides=(self.stride, 1),
+                padding=((pad, pad), (0, 0)), name="tcn_conv")(y)
+    y = bn("tcn_bn2")(y, train)
+    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    return nn.relu(y + residual)
+
+
+class STGCN(nn.Module):
+  """The skeleton encoder `f`.
+
+  Attributes:
+    hidden_channels: width of blocks 0–3 (16); blocks 4–6 have 2×, 7–8 4×.
+    hidden_dim: width of the last block and of the pooled feature (256).
+    layout, strategy: the skeleton graph (`freqjax.graph`).
+    dropout: rate in blocks 1–9 (block 0 has none, as SkeletonCLR).
+    edge_importance: learnable adjacency weights.
+    frest_blocks: 0-based indices of the blocks (as PyTorch's `st_gcn_networks.{i}`)
+      after which a FreST block runs; `()` is the plain ST-GCN. Default: after the last.
+    frest_spatial, frest_temporal, frest_per_frequency, frest_layer_norm: see `FreST`.
+    bn_axis_name: device axis over which BatchNorm statistics are synchronised.
+    bn_momentum: PyTorch convention (0.1).
+  """
+  hidden_channels: int = 16
+  hidden_dim: int = 256
+  layout: str = "ntu-rgb+d"
+  strategy: str = "spatial"
+  dropout: float = 0.5
+  edge_importance: bool = True
+  frest_blocks: Sequence[int] = (9,)
+  frest_spatial: bool = True
+  frest_temporal: bool = True
+  frest_per_frequency: bool = False
+  frest_layer_norm: bool = True
+  bn_axis_name: str | None = None
+  bn_momentum: float = 0.1
+
+  def block_plan(self) -> list[tuple[int, int]]:
+    """`(channels, temporal stride)` of the 10 blocks."""
+    c = self.hidden_channels
+    return [(c, 1)] * 4 + [(2 * c, 2)] + [(2 * c, 1)] * 2 + [(4 * c, 2), (4 * c, 1),
+                                                           (self.hidden_dim, 1)]
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
+    """Encodes skeleton sequences.
+
+    Args:
+      x: float32 `(N, C, T, V, M)`: batch, coordinates, frames, joints, persons.
+      train: BatchNorm uses (and updates) batch statistics, dropout is active.
+
+    Returns:
+      `(h, feature_map)`: `h (N, hidden_dim)` pooled over frames and joints, then
+      averaged over persons; `feature_map (N, M, T', V, hidden_dim)` the last block's
+      output (after FreST), `T' = ceil(T / 4)`.
+    """
+    n, c, t, v, m = x.shape
+    plan = self.block_plan()
+    bad = [i for i in self.frest_blocks if not 0 <= i < len(plan)]
+    if bad:
+      raise ValueError(f"model.frest_blocks {tuple(self.frest_blocks)}: block indices must "
+                       f"be in 0..{len(plan) - 1} (0-based, as st_gcn_networks.i).")
+    adjacency = graph.adjacency(self.layout, self.strategy)
+    if adjacency.shape[1] != v:
+      raise ValueError(f"Input has {v} joints but layout {self.layout!r} has "
+                       f"{adjacency.shape[1]}; set model.layout to match the data.")
+    adjacency = jnp.asarray(adjacency)
+
+    # Data BN over V·C per person: (N, C, T, V, M) -> (N·M, T, V·C), feature v·C + c.
+    x = jnp.transpose(x, (0, 4, 2, 3, 1)).reshape(n * m, t, v * c)
+    x = BatchNorm(self.bn_momentum, axis_name=self.bn_axis_name, name="data_bn")(x, train)
+    x = x.reshape(n * m, t, v, c)
+
+    for i, (features, stride) in enumerate(plan):
+      x = STGCNBlock(features, stride, residual=i > 0, dropout=self.dropout if i > 0 else 0.0,
+                     edge_importance=self.edge_importance, bn_axis_name=self.bn_axis_name,
+                     bn_momentum=self.bn_momentum, name=f"block{i}")(x, adjacency, train)
+      if i in self.frest_blocks:
+        x = FreST(self.frest_spatial, self.frest_temporal, self.frest_per_frequency,
+                  self.frest_layer_norm, name=f"frest{i}")(x)
+
+    feature_map = x.reshape(n, m, *x.shape[1:])
+    h = jnp.mean(feature_map, axis=(2, 3)).mean(axis=1)
+    return h, feature_map
+
+
+def count_params(params) -> int:
+  return int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,144 @@
+"""MICA pretraining: the loop around `train_step` (data, checkpoints, metrics, resume).
+
+`train_and_evaluate(config, workdir)` is what `python train.py` calls. A run writes to
+`workdir`: `config.json` (the resolved config), `checkpoints/` (Orbax, whole train state),
+`metrics.jsonl` and `tensorboard/`.
+"""
+import functools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from freqjax import checkpoint, optim
+from freqjax.data import pipeline, readers
+from freqjax.metric_writer import MetricWriter
+from freqjax.text import table as text_table
+from freqjax.train_state import TrainState, build_networks, create_train_state
+from freqjax.train_step import AXIS, DataParallel, check_batch_layout, train_step
+
+
+def load_training_data(config: ml_collections.ConfigDict):
+  """`(dataset, extra_fn)`: the training split and, when a text loss is on, the function
+  that adds each batch's text embeddings."""
+  dataset = readers.load_dataset(config.data.format, config.data.path, config.data.split,
+                                 num_frames=config.data.num_frames,
+                                 num_classes=config.data.num_classes)
+  if config.fm.weight <= 0 and config.harmonizer.weight <= 0:
+    return dataset, None
+  if not config.text.path:
+    raise ValueError("fm.weight or harmonizer.weight > 0 needs text embeddings: set "
+                     "text.path to a file from `python -m freqjax.text.embed`, or set both "
+                     "weights to 0.")
+  table = text_table.TextTable.load(config.text.path, expected_dim=config.fm.dim,
+                                    sentences=config.text.sentences, seed=config.seed)
+  return dataset, text_table.dataset_extra_fn(table, dataset)
+
+
+def _initial_state(config, tx, dataset, extra_fn) -> TrainState:
+  sample_x = jnp.asarray(dataset.read(np.arange(2)))
+  words = None if extra_fn is None else jnp.asarray(extra_fn(np.arange(2), 0)["word_features"])
+  nets = build_networks(config, bn_axis_name=None)
+  # One compiled program instead of hundreds of eagerly dispatched ops.
+  state = jax.jit(functools.partial(create_train_state, config, nets, tx))(sample_x, words)
+  if config.init_from:
+    variables, where = checkpoint.load_encoder_variables(config.init_from, nets.encoder)
+    encoder = checkpoint.merge_variables(
+        {"params": state.params["encoder"], "batch_stats": state.batch_stats}, variables, where)
+    params = dict(state.params, encoder=encoder["params"])
+    state = state.replace(
+        params=params, batch_stats=encoder["batch_stats"],
+        opt_state=tx.init(params),
+        key_params={"encoder": jax.tree.map(jnp.array, encoder["params"]),
+                    "mlp": state.key_params["mlp"]},
+        key_batch_stats=jax.tree.map(jnp.array, encoder["batch_stats"]))
+    tqdm.tqdm.write(f"Encoder initialised from {where}.")
+  return state
+
+
+def _summarise(pending: list[dict], first_step: int) -> tuple[dict[str, float], int | None]:
+  """Means of the per-step metrics (one transfer) and the first non-finite step, if any."""
+  stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *pending))
+  stacked = {k: np.asarray(v).reshape(len(pending), -1)[:, 0] for k, v in stacked.items()}
+  bad = np.flatnonzero(stacked.pop("nonfinite") > 0)
+  summary = {k: float(v.mean()) for k, v in stacked.items()}
+  summary["lr"] = float(stacked["lr"][-1])
+  return summary, (first_step + int(bad[0]) if bad.size else None)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Pretrains (or resumes) a MICA encoder; returns the final state (one copy, on device)."""
+  os.makedirs(workdir, exist_ok=True)
+  is_main = jax.process_index() == 0
+  if is_main:
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  dataset, extra_fn = load_training_data(config)
+  dp = DataParallel(config.parallel.backend)
+  check_batch_layout(config, dp.num_devices)
+  steps_per_epoch = pipeline.steps_per_epoch(len(dataset), config.optim.batch_size)
+  if steps_per_epoch == 0:
+    raise ValueError(f"{config.data.path}: {len(dataset)} training samples are fewer than one "
+                     f"batch of optim.batch_size {config.optim.batch_size}.")
+  total_steps = int(config.optim.epochs * steps_per_epoch)
+  tx = optim.sgd(config, steps_per_epoch)
+  schedule = optim.learning_rate(config, steps_per_epoch)
+
+  state = _initial_state(config, tx, dataset, extra_fn)
+  mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+  restored = checkpoint.restore_latest(mngr, state)
+  if restored is not None:
+    state, meta = restored
+    tqdm.tqdm.write(f"Resuming {workdir} from step {int(state.step)} ({json.dumps(meta)}).")
+  start_step = int(state.step)
+
+  step_fn = dp.compile(functools.partial(
+      train_step, nets=build_networks(config, bn_axis_name=AXIS), tx=tx, schedule=schedule,
+      config=config))
+  state = dp.put_state(state)
+  batches = pipeline.prefetch(
+      pipeline.train_batches(dataset, config.optim.batch_size, config.seed,
+                             start_step=start_step, num_devices=dp.num_local_devices,
+                             extra_fn=extra_fn),
+      size=config.data.prefetch, put=dp.put_batch)
+  writer = MetricWriter(workdir, enabled=is_main)
+  bar = tqdm.tqdm(total=total_steps, initial=start_step, disable=not is_main, unit="step",
+                  dynamic_ncols=True, desc="pretrain")
+  pending, pending_from, timer = [], start_step, (time.perf_counter(), start_step)
+  try:
+    for step in range(start_step, total_steps):
+      state, metrics = step_fn(state, next(batches))
+      pending.append(metrics)
+      done = step + 1
+      save_now = done % config.checkpoint_every_steps == 0 or done == total_steps
+      if save_now or done % config.log_every_steps == 0:
+        summary, bad_step = _summarise(pending, pending_from)
+        if bad_step is not None:
+          raise FloatingPointError(
+              f"Non-finite loss at step {bad_step}; stopping. The last good checkpoint is "
+              f"step {mngr.latest_step()} in {workdir}. Lower optim.base_lr or check the data.")
+        now = time.perf_counter()
+        summary["samples_per_second"] = (
+            (done - timer[1]) * config.optim.batch_size / (now - timer[0]))
+        summary["epoch"] = done / steps_per_epoch
+        writer.write(done, summary)
+        bar.set_postfix(loss=f"{summary['loss']:.3f}",
+                        samples_s=f"{summary['samples_per_second']:.1f}")
+        pending, pending_from, timer = [], done, (now, done)
+      if save_now:
+        checkpoint.save(mngr, done, dp.get_state(state),
+                        {"step": done, "epoch": done / steps_per_epoch,
+                         "samples_seen": done * config.optim.batch_size})
+      bar.update(1)
+  finally:
+    batches.close()
+    bar.close()
+    mngr.wait_until_finished()
+    writer.close()
+  return dp.get_state(state)

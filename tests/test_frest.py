@@ -1,0 +1,190 @@
+"""FreST against an independent numpy implementation of SPEC §4 (and TSLANet in torch)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from freqjax.models import STGCN, FreST, SpectralFilter
+
+
+def numpy_spectral_filter(x, w_global, w_local, threshold):
+  """SPEC §4 steps 2–6 in float64 numpy; x (B, L, C), weights (..., 2)."""
+  length = x.shape[1]
+  f = np.fft.rfft(x.astype(np.float64), axis=1, norm="ortho")
+  energy = (np.abs(f) ** 2).sum(-1)
+  lower_median = np.sort(energy, axis=1)[:, (energy.shape[1] - 1) // 2]
+  normalized = energy / (lower_median[:, None] + 1e-6)
+  mask = (normalized > threshold).astype(np.float64)[..., None]
+  wg = w_global[..., 0] + 1j * w_global[..., 1]
+  wl = w_local[..., 0] + 1j * w_local[..., 1]
+  out = np.fft.irfft(f * wg + f * mask * wl, n=length, axis=1, norm="ortho")
+  return out, normalized
+
+
+def layer_norm(x, eps=1e-5):
+  mean = x.mean(-1, keepdims=True)
+  return (x - mean) / np.sqrt(x.var(-1, keepdims=True) + eps)
+
+
+@pytest.mark.parametrize("length,per_frequency", [(25, False), (13, False), (50, True)])
+def test_spectral_filter_matches_numpy(length, per_frequency):
+  x = np.random.default_rng(0).normal(size=(4, length, 8)).astype(np.float32)
+  module = SpectralFilter(per_frequency=per_frequency)
+  params = module.init(jax.random.key(1), x)["params"]
+  expected_shape = (length // 2 + 1, 8, 2) if per_frequency else (8, 2)
+  assert params["w_global"].shape == params["w_local"].shape == expected_shape
+  assert params["threshold"].shape == () and 0 <= params["threshold"] <= 1
+  # Make the local filter matter and the threshold fall inside the energies' range.
+  # (The median bin itself sits at Ê = 1, so θ = 1 would be a coin toss in float32.)
+  params = dict(params, w_local=params["w_local"] * 50, threshold=jnp.float32(1.3))
+  p = jax.tree.map(np.asarray, params)
+  expected, normalized = numpy_spectral_filter(x, p["w_global"], p["w_local"], 1.3)
+  assert np.abs(normalized - 1.3).min() > 1e-3, "bins too close to θ for a float32 test"
+  mask_fraction = (normalized > 1.3).mean()
+  assert 0.05 < mask_fraction < 0.95  # the mask really selects some bins and not others
+  got = module.apply({"params": params}, x)
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_frest_matches_numpy_decoupling():
+  b, t, v, c = 2, 12, 25, 6
+  x = np.random.default_rng(1).normal(size=(b, t, v, c)).astype(np.float32)
+  module = FreST()
+  params = module.init(jax.random.key(2), x)["params"]
+  p = jax.tree.map(np.asarray, params)
+  fres, _ = numpy_spectral_filter(layer_norm(x).reshape(b * t, v, c), p["fres"]["w_global"],
+                                  p["fres"]["w_local"], p["fres"]["threshold"])
+  frames = layer_norm(x).transpose(0, 2, 1, 3).reshape(b * v, t, c)
+  fret, _ = numpy_spectral_filter(frames, p["fret"]["w_global"], p["fret"]["w_local"],
+                                  p["fret"]["threshold"])
+  expected = x + fres.reshape(b, t, v, c) + fret.reshape(b, v, t, c).transpose(0, 2, 1, 3)
+  np.testing.assert_allclose(module.apply({"params": params}, x), expected, rtol=1e-5,
+                             atol=1e-6)
+  # Switching a branch off removes exactly its term.
+  only_t = FreST(spatial=False).apply({"params": {k: params[k] for k in ("fret",
+                                                                          "temporal_norm")}}, x)
+  np.testing.assert_allclose(only_t, expected - fres.reshape(b, t, v, c), rtol=1e-5,
+                             atol=1e-6)
+
+
+def test_all_zero_sequence_is_finite_and_residual():
+  x = jnp.zeros((2, 10, 25, 4))
+  module = FreST()
+  params = module.init(jax.random.key(0), x)
+  out = module.apply(params, x)
+  np.testing.assert_array_equal(out, x)
+  grads = jax.grad(lambda p: jnp.sum(module.apply(p, x + 1.0) ** 2))(params)
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  grads = jax.grad(lambda xx: jnp.sum(module.apply(params, xx) ** 2))(x)
+  assert np.isfinite(grads).all()
+
+
+def test_gradient_reaches_threshold_and_both_filters():
+  x = np.random.default_rng(3).normal(size=(4, 25, 8)).astype(np.float32)
+  module = SpectralFilter()
+  params = module.init(jax.random.key(4), x)["params"]
+  params = dict(params, threshold=jnp.float32(1.0))
+  grads = jax.grad(lambda p: jnp.sum(module.apply({"params": p}, x) ** 2))(params)
+  for name in ("w_global", "w_local", "threshold"):
+    assert np.abs(grads[name]).max() > 1e-6, name
+
+
+def test_gradient_descent_on_the_filters_lowers_a_loss():
+  """Real/imaginary float pairs make plain optax SGD descend (complex leaves would not)."""
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(16, 25, 8)).astype(np.float32)
+  module = SpectralFilter()
+  params = module.init(jax.random.key(6), x)["params"]
+  target_params = dict(params, w_global=jnp.asarray(rng.normal(size=(8, 2)), jnp.float32))
+  target = module.apply({"params": target_params}, x)
+  loss = lambda p: jnp.mean((module.apply({"params": p}, x) - target) ** 2)
+  tx = optax.sgd(0.5, momentum=0.9)
+  state = tx.init(params)
+
+  @jax.jit
+  def step(params, state):
+    value, grads = jax.value_and_grad(loss)(params)
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state, value
+
+  first = float(loss(params))
+  for _ in range(100):
+    params, state, _ = step(params, state)
+  assert float(loss(params)) < 1e-2 * first
+
+
+def test_jit_and_vmap():
+  x = jax.random.normal(jax.random.key(0), (3, 2, 12, 25, 4))  # (S, B, T, V, C)
+  module = FreST()
+  params = module.init(jax.random.key(1), x[0])
+  batched = jax.jit(jax.vmap(lambda xi: module.apply(params, xi)))(x)
+  for s in range(3):
+    np.testing.assert_allclose(batched[s], module.apply(params, x[s]), rtol=1e-5, atol=1e-6)
+
+
+def test_frest_off_gives_the_plain_encoder():
+  x = jax.random.normal(jax.random.key(0), (2, 3, 16, 25, 2))
+  plain = STGCN(frest_blocks=())
+  variables = plain.init(jax.random.key(1), x, train=False)
+  off = STGCN(frest_blocks=(9,), frest_spatial=False, frest_temporal=False)
+  assert jax.tree.structure(off.init(jax.random.key(1), x, train=False)) == jax.tree.structure(
+      variables)
+  h_plain, _ = plain.apply(variables, x, train=False)
+  h_off, _ = off.apply(variables, x, train=False)
+  np.testing.assert_array_equal(h_plain, h_off)
+  # And with FreST on, the output differs (the block is really in the graph).
+  on = STGCN(frest_blocks=(9,))
+  on_vars = on.init(jax.random.key(1), x, train=False)
+  h_on, _ = on.apply(on_vars, x, train=False)
+  assert np.abs(np.asarray(h_on) - np.asarray(h_plain)).max() > 1e-4
+
+
+def test_matches_tslanet_adaptive_spectral_block():
+  """SPEC §4: steps 2–6 equal TSLANet's PyTorch block on the same weights."""
+  torch = pytest.importorskip("torch")
+
+  class AdaptiveSpectralBlock(torch.nn.Module):  # TSLANet, adaptive_filter=True
+    def __init__(self, dim):
+      super().__init__()
+      self.complex_weight_high = torch.nn.Parameter(torch.randn(dim, 2) * 0.02)
+      self.complex_weight = torch.nn.Parameter(torch.randn(dim, 2) * 0.02)
+      self.threshold_param = torch.nn.Parameter(torch.rand(1))
+
+    def create_adaptive_high_freq_mask(self, x_fft):
+      b = x_fft.shape[0]
+      energy = torch.abs(x_fft).pow(2).sum(dim=-1)
+      median_energy = energy.view(b, -1).median(dim=1, keepdim=True)[0].view(b, 1)
+      normalized_energy = energy / (median_energy + 1e-6)
+      mask = ((normalized_energy > self.threshold_param).float() - self.threshold_param
+              ).detach() + self.threshold_param
+      return mask.unsqueeze(-1)
+
+    def forward(self, x_in):
+      b, n, c = x_in.shape
+      x_fft = torch.fft.rfft(x_in, dim=1, norm="ortho")
+      x_weighted = x_fft * torch.view_as_complex(self.complex_weight)
+      x_masked = x_fft * self.create_adaptive_high_freq_mask(x_fft)
+      x_weighted = x_weighted + x_masked * torch.view_as_complex(self.complex_weight_high)
+      return torch.fft.irfft(x_weighted, n=n, dim=1, norm="ortho").view(b, n, c)
+
+  torch.manual_seed(0)
+  block = AdaptiveSpectralBlock(8)
+  x = torch.randn(6, 24, 8)
+  with torch.no_grad():
+    block.threshold_param.fill_(0.9)
+  expected = block(x)
+  expected.pow(2).sum().backward()
+  params = {"w_global": jnp.asarray(block.complex_weight.detach().numpy()),
+            "w_local": jnp.asarray(block.complex_weight_high.detach().numpy()),
+            "threshold": jnp.float32(0.9)}
+  apply = lambda p: SpectralFilter().apply({"params": p}, x.numpy())
+  np.testing.assert_allclose(apply(params), expected.detach().numpy(), rtol=1e-4, atol=1e-6)
+  # PyTorch's gradient of a real loss w.r.t. (re, im) pairs is what jax gives for pairs.
+  grads = jax.grad(lambda p: jnp.sum(apply(p) ** 2))(params)
+  np.testing.assert_allclose(grads["w_global"], block.complex_weight.grad.numpy(), rtol=1e-3,
+                             atol=1e-5)
+  np.testing.assert_allclose(grads["w_local"], block.complex_weight_high.grad.numpy(),
+                             rtol=1e-3, atol=1e-5)
+  np.testing.assert_allclose(grads["threshold"], block.threshold_param.grad.numpy()[0],
+                             rtol=1e-3)

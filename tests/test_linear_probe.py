@@ -1,0 +1,132 @@
+"""Linear probe: separable features are learnt, batches cover every sample once, the
+padded last batch is averaged over real samples only, and minival picks the epoch."""
+import jax
+import numpy as np
+import pytest
+
+from freqjax.evaluation import linear_probe
+
+
+def _clusters(rng, num_classes, per_class, dim, spread):
+  means = 4.0 * np.eye(num_classes, dim)
+  labels = np.repeat(np.arange(num_classes), per_class)
+  features = means[labels] + spread * rng.normal(size=(labels.size, dim))
+  order = rng.permutation(labels.size)
+  return features[order].astype(np.float32), labels[order]
+
+
+def test_separable_features_reach_100_percent_with_uneven_batches():
+  rng = np.random.default_rng(0)
+  x, y = _clusters(rng, num_classes=4, per_class=51, dim=16, spread=0.3)  # N = 204
+  x_test, y_test = _clusters(rng, num_classes=4, per_class=20, dim=16, spread=0.3)
+  result = linear_probe.train_linear_probe(
+      x[:203], y[:203], x_test, y_test, num_classes=4, epochs=10, batch_size=32,
+      decay_epochs=(8,))
+  assert result["test_top1"] == 100.0
+  assert result["test_top5"] == 100.0
+  # 203 = 6 * 32 + 11: seven optimizer steps per epoch, the last on 11 real samples.
+  assert result["steps_per_epoch"] == 7
+  assert result["num_steps"] == 70
+  assert result["curve"]["lr"] == [3.0] * 8 + [pytest.approx(0.3)] * 2
+  assert result["test_logits"].shape == (80, 4)
+  np.testing.assert_array_equal(np.argmax(result["test_logits"], 1), y_test)
+  assert result["minival_epoch"] is None
+
+
+def test_epoch_batches_hold_every_sample_exactly_once():
+  indices, mask = linear_probe.epoch_batches(jax.random.PRNGKey(3), 70, 32)
+  indices, mask = np.asarray(indices), np.asarray(mask)
+  assert indices.shape == mask.shape == (3, 32)
+  real = indices[mask == 1.0]
+  np.testing.assert_array_equal(np.sort(real), np.arange(70))
+  assert mask.sum() == 70 and np.all(mask[2, 6:] == 0.0) and np.all(mask[:2] == 1.0)
+  other, _ = linear_probe.epoch_batches(jax.random.PRNGKey(4), 70, 32)
+  assert not np.array_equal(indices, np.asarray(other))  # the shuffle depends on the key
+
+
+def _softmax(z):
+  z = z - z.max(axis=1, keepdims=True)
+  e = np.exp(z)
+  return e / e.sum(axis=1, keepdims=True)
+
+
+def test_padded_batch_is_averaged_over_real_samples_only():
+  # N = 50 < batch 64: one padded step per epoch, whose gradient must be the plain mean
+  # over the 50 samples (padding with copies of sample 0, or dividing by 64, would differ).
+  rng = np.random.default_rng(1)
+  x, y = _clusters(rng, num_classes=3, per_class=17, dim=8, spread=1.0)
+  x, y = x[:50], y[:50]
+  common = dict(num_classes=3, batch_size=64, momentum=0.9, seed=5, decay_epochs=())
+  init = linear_probe.train_linear_probe(x, y, x, y, epochs=1, learning_rate=0.0, **common)
+  result = linear_probe.train_linear_probe(x, y, x, y, epochs=3, learning_rate=0.5, **common)
+
+  w = np.asarray(init["params"]["params"]["kernel"], np.float64)
+  b = np.asarray(init["params"]["params"]["bias"], np.float64)
+  vw, vb = np.zeros_like(w), np.zeros_like(b)
+  onehot = np.eye(3)[y]
+  for _ in range(3):  # PyTorch SGD: v = 0.9 v + g; p -= lr v
+    delta = (_softmax(x @ w + b) - onehot) / 50
+    vw, vb = 0.9 * vw + x.T @ delta, 0.9 * vb + delta.sum(0)
+    w, b = w - 0.5 * vw, b - 0.5 * vb
+  np.testing.assert_allclose(result["params"]["params"]["kernel"], w, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(result["params"]["params"]["bias"], b, rtol=1e-4, atol=1e-5)
+  assert result["num_steps"] == 3
+  # The reported train loss of an epoch is the mean over its 50 samples.
+  logits0 = x @ np.asarray(init["params"]["params"]["kernel"]) + init["params"]["params"]["bias"]
+  first_loss = -np.mean(np.log(_softmax(logits0.astype(np.float64))[np.arange(50), y]))
+  assert result["curve"]["train_loss"][0] == pytest.approx(first_loss, rel=1e-4)
+
+
+def test_minival_selects_the_epoch_with_best_minival_accuracy():
+  rng = np.random.default_rng(2)
+  # Overlapping classes and a small minival, so the accuracy moves between epochs.
+  x, y = _clusters(rng, num_classes=5, per_class=40, dim=10, spread=2.5)
+  xv, yv = _clusters(rng, num_classes=5, per_class=6, dim=10, spread=2.5)
+  xt, yt = _clusters(rng, num_classes=5, per_class=20, dim=10, spread=2.5)
+  result = linear_probe.train_linear_probe(
+      x, y, xt, yt, num_classes=5, minival_features=xv, minival_labels=yv, epochs=12,
+      batch_size=16, learning_rate=1.0, decay_epochs=(9,), seed=1)
+  curve = result["curve"]
+  assert len(set(curve["minival_top1"])) > 1, "the test needs a varying minival curve"
+  expected = int(np.argmax(curve["minival_top1"])) + 1  # first epoch with the maximum
+  assert result["minival_epoch"] == expected
+  assert result["minival_top1_at_minival_epoch"] == max(curve["minival_top1"])
+  assert result["test_top1_at_minival_epoch"] == curve["test_top1"][expected - 1]
+  assert result["best_test_top1_over_epochs"] == max(curve["test_top1"])
+  assert result["test_top1"] == curve["test_top1"][-1]
+  # The returned minival params are the ones of that epoch: they reproduce its accuracy.
+  p = result["minival_params"]["params"]
+  acc = 100.0 * np.mean(np.argmax(xv @ p["kernel"] + p["bias"], 1) == yv)
+  assert acc == pytest.approx(result["minival_top1_at_minival_epoch"])
+  assert result["num_minival"] == 30
+
+
+def test_l2_normalize_makes_the_probe_invariant_to_feature_scale():
+  rng = np.random.default_rng(3)
+  x, y = _clusters(rng, num_classes=3, per_class=20, dim=6, spread=1.0)
+  scale = rng.uniform(0.1, 10.0, size=(x.shape[0], 1)).astype(np.float32)
+  kwargs = dict(num_classes=3, epochs=3, batch_size=16, l2_normalize=True)
+  a = linear_probe.train_linear_probe(x, y, x, y, **kwargs)
+  b = linear_probe.train_linear_probe(x * scale, y, x * scale, y, **kwargs)
+  np.testing.assert_allclose(a["test_logits"], b["test_logits"], rtol=1e-4, atol=1e-5)
+
+
+def test_learning_rate_decays_from_epoch_81_as_in_aimclr():
+  # AimCLR: lr = base * 0.1 ** (epoch > 80) with 1-based epochs; ours are 0-based.
+  lrs = [linear_probe.epoch_learning_rate(e, 3.0, (80,), 0.1) for e in range(100)]
+  assert lrs[:80] == [3.0] * 80
+  assert lrs[80:] == [pytest.approx(0.3)] * 20
+  assert linear_probe.epoch_learning_rate(5, 1.0, (2, 4), 0.5) == 0.25
+
+
+def test_bad_inputs_give_one_clear_error():
+  x = np.zeros((10, 4), np.float32)
+  y = np.zeros(10, np.int64)
+  with pytest.raises(ValueError, match="test_features have D=5"):
+    linear_probe.train_linear_probe(x, y, np.zeros((3, 5)), y[:3], num_classes=2, epochs=1)
+  with pytest.raises(ValueError, match=r"labels for train_features must lie in \[0, 2\)"):
+    linear_probe.train_linear_probe(x, y + 2, x, y, num_classes=2, epochs=1)
+  with pytest.raises(ValueError, match="both minival"):
+    linear_probe.train_linear_probe(x, y, x, y, num_classes=2, epochs=1, minival_features=x)
+  with pytest.raises(FloatingPointError, match="diverged"):
+    linear_probe.train_linear_probe(x + 1e30, y, x, y, num_classes=2, epochs=3)

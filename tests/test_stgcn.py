@@ -1,0 +1,246 @@
+"""The ST-GCN encoder against an independent numpy forward of the PyTorch model.
+
+The state dict is built from `aimclr_stgcn_state_dict.txt` (names and shapes of AimCLR's
+ST-GCN, copied from shared/method) and imported with `freqjax.convert`.
+"""
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from freqjax import convert, graph
+from freqjax.models import STGCN, count_params
+
+SHAPES_FILE = os.path.join(os.path.dirname(__file__), "aimclr_stgcn_state_dict.txt")
+
+
+def reference_shapes() -> dict[str, tuple[int, ...]]:
+  shapes = {}
+  for line in open(SHAPES_FILE):
+    name, shape = line.rstrip("\n").split("\t")
+    shapes[name] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
+  return shapes
+
+
+def random_state_dict(seed=0) -> dict[str, np.ndarray]:
+  """A PyTorch-layout state dict with well-scaled random values for every tensor."""
+  rng = np.random.default_rng(seed)
+  state = {}
+  for name, shape in reference_shapes().items():
+    if name == "A":
+      value = graph.adjacency("ntu-rgb+d")
+    elif name.endswith("num_batches_tracked"):
+      value = np.array(7)
+    elif name.endswith("running_var"):
+      value = rng.uniform(0.5, 2.0, shape)
+    elif name.endswith("running_mean"):
+      value = rng.normal(0, 0.3, shape)
+    elif name.startswith("edge_importance"):
+      value = rng.uniform(0.5, 1.5, shape)
+    elif len(shape) == 1 and ("tcn.0" in name or "tcn.3" in name or "residual.1" in name
+                              or "data_bn" in name) and name.endswith("weight"):
+      value = rng.uniform(0.5, 1.5, shape)
+    elif name.endswith("weight"):
+      value = rng.normal(0, 1 / math.sqrt(math.prod(shape[1:])), shape)
+    else:
+      value = rng.normal(0, 0.1, shape)
+    state[name] = np.asarray(value, np.float32)
+  return state
+
+
+def _bn(x, sd, prefix, train, momentum=0.1, eps=1e-5):
+  """PyTorch BatchNorm over axis 1; returns output and (new mean, new var)."""
+  axes = tuple(i for i in range(x.ndim) if i != 1)
+  shape = [1] * x.ndim
+  shape[1] = -1
+  if train:
+    mean, var = x.mean(axes), x.var(axes)
+    n = x.size / x.shape[1]
+    new = ((1 - momentum) * sd[prefix + ".running_mean"] + momentum * mean,
+           (1 - momentum) * sd[prefix + ".running_var"] + momentum * var * n / (n - 1))
+  else:
+    mean, var = sd[prefix + ".running_mean"], sd[prefix + ".running_var"]
+    new = None
+  y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+  return y * sd[prefix + ".weight"].reshape(shape) + sd[prefix + ".bias"].reshape(shape), new
+
+
+def _conv(x, w, b, stride=1):
+  """PyTorch Conv2d with a (kT, 1) kernel, padding (kT-1)//2 on T; x (N, C, T, V)."""
+  kt = w.shape[2]
+  pad = (kt - 1) // 2
+  xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (0, 0)))
+  t_out = (x.shape[2] + 2 * pad - kt) // stride + 1
+  out = np.zeros((x.shape[0], w.shape[0], t_out, x.shape[3]))
+  for k in range(kt):
+    window = xp[:, :, k:k + stride * (t_out - 1) + 1:stride]
+    out += np.einsum("oi,nitv->notv", w[:, :, k, 0], window)
+  return out + b[None, :, None, None]
+
+
+def numpy_stgcn(sd, x, train):
+  """SkeletonCLR's `Model.forward` up to the pooled feature, in float64 numpy."""
+  sd = {k: v.astype(np.float64) for k, v in sd.items()}
+  n, c, t, v, m = x.shape
+  stats = {}
+  x = x.astype(np.float64).transpose(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
+  x, stats["data_bn"] = _bn(x, sd, "data_bn", train)
+  x = x.reshape(n, m, v, c, t).transpose(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
+  a = sd["A"]
+  strides = [1, 1, 1, 1, 2, 1, 1, 2, 1, 1]
+  for i, stride in enumerate(strides):
+    p = f"st_gcn_networks.{i}"
+    c_out = sd[f"{p}.tcn.2.weight"].shape[0]
+    if i == 0:
+      res = 0.0
+    elif f"{p}.residual.0.weight" in sd:
+      res, stats[f"{p}.residual.1"] = _bn(
+          _conv(x, sd[f"{p}.residual.0.weight"], sd[f"{p}.residual.0.bias"], stride), sd,
+          f"{p}.residual.1", train)
+    else:
+      res = x
+    y = _conv(x, sd[f"{p}.gcn.conv.weight"], sd[f"{p}.gcn.conv.bias"])
+    nm, kc, tt, vv = y.shape
+    y = y.reshape(nm, 3, kc // 3, tt, vv)
+    y = np.einsum("nkctv,kvw->nctw", y, a * sd[f"edge_importance.{i}"])
+    y, stats[f"{p}.tcn.0"] = _bn(y, sd, f"{p}.tcn.0", train)
+    y = _conv(np.maximum(y, 0), sd[f"{p}.tcn.2.weight"], sd[f"{p}.tcn.2.bias"], stride)
+    y, stats[f"{p}.tcn.3"] = _bn(y, sd, f"{p}.tcn.3", train)
+    x = np.maximum(y + res, 0)
+    assert x.shape[1] == c_out
+  h = x.mean(axis=(2, 3)).reshape(n, m, -1).mean(axis=1)
+  return h, stats
+
+
+@pytest.fixture(scope="module")
+def imported():
+  sd = random_state_dict()
+  return sd, convert.stgcn_from_pytorch(sd)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+  x = np.random.default_rng(1).normal(size=(3, 3, 20, 25, 2)).astype(np.float32)
+  x[1, :, :, :, 1] = 0  # one sample with an absent second person
+  x[2, :, 15:] = 0      # and one zero-padded at the end
+  return x
+
+
+def test_param_count_equals_skeletonclr():
+  shapes = reference_shapes()
+  learnable = sum(math.prod(s) for k, s in shapes.items()
+                  if k != "A" and "running" not in k and "num_batches" not in k
+                  and not k.startswith("fc."))
+  variables = jax.eval_shape(lambda: STGCN(frest_blocks=()).init(
+      jax.random.key(0), np.zeros((1, 3, 8, 25, 2), np.float32), train=False))
+  assert count_params(variables["params"]) == learnable == 821380
+
+
+def test_output_shapes(inputs):
+  model = STGCN()  # FreST after the last block by default
+  variables = model.init(jax.random.key(0), inputs, train=False)
+  h, feature_map = model.apply(variables, inputs, train=False)
+  assert h.shape == (3, 256) and feature_map.shape == (3, 2, 5, 25, 256)
+  np.testing.assert_allclose(h, feature_map.mean(axis=(2, 3)).mean(axis=1), rtol=1e-5)
+
+
+def test_eval_forward_matches_numpy_reference(imported, inputs):
+  sd, variables = imported
+  h, _ = STGCN(frest_blocks=()).apply(variables, inputs, train=False)
+  expected, _ = numpy_stgcn(sd, inputs, train=False)
+  assert np.abs(expected).mean() > 0.05  # the comparison is not between near-zeros
+  np.testing.assert_allclose(h, expected, rtol=2e-4, atol=2e-5)
+
+
+def test_train_forward_and_running_stats_match_numpy_reference(imported, inputs):
+  sd, variables = imported
+  model = STGCN(frest_blocks=(), dropout=0.0)
+  (h, _), new = model.apply(variables, inputs, train=True, mutable=["batch_stats"])
+  expected, stats = numpy_stgcn(sd, inputs, train=True)
+  np.testing.assert_allclose(h, expected, rtol=2e-4, atol=2e-5)
+  got = new["batch_stats"]
+  np.testing.assert_allclose(got["data_bn"]["mean"], stats["data_bn"][0], rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(got["data_bn"]["var"], stats["data_bn"][1], rtol=1e-4)
+  np.testing.assert_allclose(got["block9"]["tcn_bn2"]["var"],
+                             stats["st_gcn_networks.9.tcn.3"][1], rtol=1e-4)
+  np.testing.assert_allclose(got["block4"]["residual_bn"]["mean"],
+                             stats["st_gcn_networks.4.residual.1"][0], rtol=1e-4, atol=1e-5)
+
+
+def test_dropout_is_active_only_in_training(imported, inputs):
+  _, variables = imported
+  model = STGCN(frest_blocks=())
+  run = lambda key: model.apply(variables, inputs, train=True, rngs={"dropout": key},
+                                mutable=["batch_stats"])[0][0]
+  assert np.abs(np.asarray(run(jax.random.key(0)) - run(jax.random.key(1)))).max() > 1e-3
+  np.testing.assert_array_equal(model.apply(variables, inputs, train=False)[0],
+                                model.apply(variables, inputs, train=False)[0])
+
+
+def test_matches_pytorch_model(imported, inputs):
+  """The same weights in a PyTorch ST-GCN (SkeletonCLR's code) give the same features."""
+  torch = pytest.importorskip("torch")
+  from torch import nn
+
+  class Block(nn.Module):
+    def __init__(self, c_in, c_out, stride, residual):
+      super().__init__()
+      self.gcn = nn.Module()
+      self.gcn.conv = nn.Conv2d(c_in, 3 * c_out, 1)
+      self.tcn = nn.Sequential(nn.BatchNorm2d(c_out), nn.ReLU(),
+                               nn.Conv2d(c_out, c_out, (9, 1), (stride, 1), (4, 0)),
+                               nn.BatchNorm2d(c_out), nn.Dropout(0.0))
+      self.res_kind = "none" if not residual else (
+          "identity" if c_in == c_out and stride == 1 else "conv")
+      if self.res_kind == "conv":
+        self.residual = nn.Sequential(nn.Conv2d(c_in, c_out, 1, (stride, 1)),
+                                      nn.BatchNorm2d(c_out))
+
+    def forward(self, x, a):
+      res = {"none": 0, "identity": x}.get(self.res_kind) if self.res_kind != "conv" else (
+          self.residual(x))
+      y = self.gcn.conv(x)
+      n, kc, t, v = y.shape
+      y = torch.einsum("nkctv,kvw->nctw", y.view(n, 3, kc // 3, t, v), a)
+      return torch.relu(self.tcn(y) + res)
+
+  class Model(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.register_buffer("A", torch.tensor(graph.adjacency("ntu-rgb+d")))
+      self.data_bn = nn.BatchNorm1d(75)
+      plan = [(3, 16, 1), (16, 16, 1), (16, 16, 1), (16, 16, 1), (16, 32, 2), (32, 32, 1),
+              (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 256, 1)]
+      self.st_gcn_networks = nn.ModuleList(
+          Block(i, o, s, residual=k > 0) for k, (i, o, s) in enumerate(plan))
+      self.edge_importance = nn.ParameterList(
+          nn.Parameter(torch.ones(3, 25, 25)) for _ in plan)
+      self.fc = nn.Linear(256, 60)
+
+    def forward(self, x):
+      n, c, t, v, m = x.shape
+      x = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
+      x = self.data_bn(x).view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
+      for block, importance in zip(self.st_gcn_networks, self.edge_importance):
+        x = block(x, self.A * importance)
+      return x.mean(dim=(2, 3)).view(n, m, -1).mean(dim=1)
+
+  sd, variables = imported
+  torch_model = Model()
+  torch_model.load_state_dict({k: torch.tensor(v) for k, v in sd.items()})
+  x = torch.tensor(inputs)
+  for train in (False, True):
+    torch_model.train(train)
+    with torch.no_grad():
+      expected = torch_model(x).numpy()
+    got = STGCN(frest_blocks=(), dropout=0.0).apply(variables, inputs, train=train,
+                                                    mutable=["batch_stats"])[0][0]
+    np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-5)
+  # After one training forward the running statistics agree too (unbiased variance).
+  _, new = STGCN(frest_blocks=(), dropout=0.0).apply(variables, inputs, train=True,
+                                                     mutable=["batch_stats"])
+  np.testing.assert_allclose(new["batch_stats"]["block7"]["tcn_bn1"]["var"],
+                             torch_model.st_gcn_networks[7].tcn[0].running_var.numpy(),
+                             rtol=1e-4)
