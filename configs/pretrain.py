@@ -80,7 +80,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.momentum = 0.9
   c.optim.nesterov = False
   c.optim.weight_decay = 1e-4
-  c.optim.epochs = 300
+  c.optim.epochs = 300.0  # a float, so a run can be a fraction of an epoch
   c.optim.schedule = "step"  # step | cosine
   c.optim.decay_epochs = (250,)
   c.optim.decay_factor = 0.1
@@ -92,7 +92,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
-  c.knn_monitor_every_epochs = 0  # 0 = off
   return c
 
 

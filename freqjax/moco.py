@@ -43,11 +43,11 @@ def info_nce(q: jax.Array,
 
 
 def contrastive_accuracy(logits: jax.Array) -> jax.Array:
-  """Top-1 accuracy of `(B, 1 + K)` InfoNCE logits: fraction of rows whose argmax is column 0.
-
-  A tie with the positive counts as correct (argmax returns the first maximum).
+  """Top-1 accuracy of `(B, 1 + K)` InfoNCE logits: the positive strictly beats every
+  negative. A tie counts as wrong, so a collapsed embedding (all logits equal) scores 0,
+  not 1.
   """
-  return jnp.mean(jnp.argmax(logits, axis=-1) == 0)
+  return jnp.mean(logits[:, 0] > jnp.max(logits[:, 1:], axis=-1))
 
 
 def momentum_update(target_params: Any, online_params: Any, momentum: float | jax.Array) -> Any:

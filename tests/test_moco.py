@@ -58,9 +58,10 @@ def test_info_nce_gradient_reaches_queries_only():
 def test_contrastive_accuracy():
   logits = jnp.array([[5.0, 1.0, 2.0],    # positive wins
                       [1.0, 3.0, 0.0],    # a negative wins
-                      [2.0, 2.0, 0.0],    # tie with the positive: counted correct
+                      [2.0, 2.0, 0.0],    # tie with the positive: wrong (collapse)
                       [0.0, -1.0, 0.5]])  # a negative wins
-  assert float(moco.contrastive_accuracy(logits)) == pytest.approx(0.5)
+  assert float(moco.contrastive_accuracy(logits)) == pytest.approx(0.25)
+  assert float(moco.contrastive_accuracy(jnp.ones((4, 6)))) == 0.0
   rng = np.random.default_rng(2)
   random_logits = rng.standard_normal((50, 9)).astype(np.float32)
   want = np.mean(np.argmax(random_logits, -1) == 0)

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from freqjax.data import synthetic
+from freqjax.data import synthetic, transform
 from freqjax.graph import NTU_RGBD
 
 NUM_CLASSES = len(synthetic.CLASS_NAMES)
@@ -175,7 +175,7 @@ def load_split(root, split):
 @pytest.mark.parametrize("benchmark", ["xperformer", "xview"])
 def test_splits_disjoint_and_files_round_trip(tmp_path, benchmark):
   manifest = synthetic.write_dataset(str(tmp_path), num_samples=84, seed=3, num_frames=16,
-                                     benchmark=benchmark, num_performers=6)
+                                     benchmark=benchmark, num_performers=6, preprocess=False)
   x, labels, names = synthetic.generate(84, seed=3, num_frames=16, num_performers=6)
   row = {s: i for i, s in enumerate(names)}
   seen = {}
@@ -233,7 +233,8 @@ def summary_features(x):
 
 
 def test_simple_classifier_above_chance_but_not_perfect(tmp_path):
-  synthetic.write_dataset(str(tmp_path), num_samples=1400, seed=7, num_frames=30)
+  synthetic.write_dataset(str(tmp_path), num_samples=1400, seed=7, num_frames=30,
+                          preprocess=False)
   (xt, _, yt), (xv, _, yv) = (load_split(tmp_path, s) for s in ("train", "val"))
   ft, fv = summary_features(xt), summary_features(xv)
   mu, sd = ft.mean(0), ft.std(0) + 1e-6
@@ -245,3 +246,16 @@ def test_simple_classifier_above_chance_but_not_perfect(tmp_path):
   pred = np.concatenate([fv, np.ones((len(fv), 1))], 1) @ weights
   accuracy = np.mean(pred.argmax(1) == np.array(yv))
   assert 2.0 / NUM_CLASSES < accuracy < 0.98, accuracy
+
+
+def test_written_files_are_preprocessed_like_ntu(tmp_path):
+  """By default the files hold the field's 50-frame transform of the generated samples."""
+  synthetic.write_dataset(str(tmp_path), num_samples=28, seed=4, num_frames=20)
+  x, labels, names = synthetic.generate(28, seed=4, num_frames=20)
+  row = {s: i for i, s in enumerate(names)}
+  xs, split_names, _ = load_split(tmp_path, "train")
+  expected = np.stack([transform.aimclr_transform(x[row[s]], 20) for s in split_names])
+  np.testing.assert_array_equal(xs, expected)
+  # Centred on joint 21 and resized: no zero padding left, the centre joint at the origin.
+  np.testing.assert_allclose(xs[:, :, :, 20, 0], 0.0, atol=1e-6)
+  assert np.all(np.any(xs[:, :, :, :, 0] != 0, axis=(1, 3)))

@@ -37,6 +37,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from freqjax.data import transform
+
 CLASS_NAMES: tuple[str, ...] = (
     "drink water", "eat meal", "brush teeth", "hand waving", "clapping",
     "kicking something", "jump up", "sit down", "stand up", "bow", "punch",
@@ -921,8 +923,13 @@ def _field(name: str, key: str) -> int:
 
 def write_dataset(out_dir: str, num_samples: int = 4200, seed: int = 0, num_frames: int = 50,
                   benchmark: str = "xperformer", num_performers: int = 20,
-                  num_views: int = 3) -> dict:
+                  num_views: int = 3, preprocess: bool = True) -> dict:
   """Writes `{train,val}_position.npy`, `{train,val}_label.pkl` and `manifest.json`.
+
+  With `preprocess` (default) every sample goes through the field's 50-frame transform
+  (`freqjax.data.transform.aimclr_transform`: centred on joint 21, valid frames resized to
+  `num_frames`, rotated to the shoulder axis), exactly as `python -m freqjax.data.prepare`
+  writes NTU; without it the raw camera-space sequences (zero-padded) are written.
 
   `{split}_position.npy` is float32 `(N, 3, T, 25, 2)`; `{split}_label.pkl` pickles
   `(sample_names, labels)` (lists of str and int) as the NTU preparation of
@@ -937,6 +944,8 @@ def write_dataset(out_dir: str, num_samples: int = 4200, seed: int = 0, num_fram
     raise ValueError("synthetic data: the xview benchmark needs num_views >= 2 (view 1 "
                      f"validates, the others train); got num_views={num_views}.")
   x, labels, names = generate(num_samples, seed, num_frames, num_performers, num_views)
+  if preprocess:
+    x = np.stack([transform.aimclr_transform(sample, num_frames) for sample in x])
   if benchmark == "xperformer":
     train_ids = xperformer_train_ids(num_performers)
     is_train = np.array([_field(s, "P") in train_ids for s in names])
@@ -956,7 +965,7 @@ def write_dataset(out_dir: str, num_samples: int = 4200, seed: int = 0, num_fram
   manifest = {
       "dataset": "freqjax synthetic skeleton actions", "benchmark": benchmark, "seed": seed,
       "num_samples": num_samples, "num_frames": num_frames, "num_performers": num_performers,
-      "num_views": num_views,
+      "num_views": num_views, "preprocessed": preprocess,
       ("train_performers" if benchmark == "xperformer" else "train_views"): train_ids,
       "class_names": list(CLASS_NAMES), "two_person_classes": sorted(TWO_PERSON_CLASSES),
       "splits": splits}
@@ -972,9 +981,11 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--num-frames", type=int, default=50)
   parser.add_argument("--benchmark", choices=BENCHMARKS, default="xperformer")
+  parser.add_argument("--raw", action="store_true",
+                      help="write raw camera-space sequences, without the 50-frame transform")
   args = parser.parse_args(argv)
   manifest = write_dataset(args.out, args.num_samples, args.seed, args.num_frames,
-                           args.benchmark)
+                           args.benchmark, preprocess=not args.raw)
   print(f"wrote {args.out}: {manifest['splits']['train']['num_samples']} train, "
         f"{manifest['splits']['val']['num_samples']} val samples ({args.benchmark})")
 

@@ -1,0 +1,188 @@
+"""Pretraining step throughput: samples/s, first-compile seconds and peak memory (issue 5).
+
+Runs the real `freqjax.train_step.train_step` (augmentations, key encoder, query encoder,
+losses, optax update, queues) through `DataParallel("pmap")` on one device, with random
+inputs of the pretraining shapes: skeletons `(B, 3, T, 25, 2)`, a 512-d text embedding and
+word features `(B, 20, 512)` with a padding mask. Configs are `configs/pretrain.py`'s base
+config (hidden 16→256, queues 32768 / 8192) with these variants:
+
+  full      FreST after block 9 + Feature Modulation + Modality Harmonizer
+  no_frest  model.frest_blocks = ()
+  no_text   fm.weight = harmonizer.weight = 0 (both branches absent from the graph)
+  plain     neither (SkeletonCLR's step)
+
+Each (variant, batch) runs in a fresh subprocess, so compile times start from a cold
+in-process cache (the persistent compilation cache is off) and the memory column is that
+run's own peak: on CPU, the growth of the process's peak resident set size
+(`ru_maxrss`) from just before the train state is built to the end of the timed steps
+(it includes the state, the compiled program and XLA's buffers). On an accelerator it is
+the device's `peak_bytes_in_use`.
+
+  python benchmarks/train_step.py [--rows full,plain --batch 64 128 --steps 5]
+
+The input pipeline (loader, prefetch, augmentation alone) has its own benchmark,
+`benchmarks/input_pipeline.py`.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from freqjax import xla_env  # noqa: E402
+
+xla_env.configure()
+
+ROWS = {
+    "full": "FreST + FM + Harmonizer",
+    "no_frest": "FM + Harmonizer (no FreST)",
+    "no_text": "FreST only (λ_fm = λ_h = 0)",
+    "plain": "plain ST-GCN MoCo (neither)",
+}
+WORDS = 20
+
+
+def _config(row: str, batch: int, frames: int):
+  from configs import pretrain  # pylint: disable=import-outside-toplevel
+  config = pretrain.base_config()
+  config.optim.batch_size = batch
+  config.data.num_frames = frames
+  if row in ("no_frest", "plain"):
+    config.model.frest_blocks = ()
+  if row in ("no_text", "plain"):
+    config.fm.weight = 0.0
+    config.harmonizer.weight = 0.0
+  return config
+
+
+def _peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(row: str, batch: int, frames: int, steps: int, backend: str) -> dict:
+  """Times one variant in this process: `{compile_s, step_s (list), peak_mib, memory}`."""
+  import functools  # pylint: disable=import-outside-toplevel
+
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+
+  from freqjax import optim, train_state, train_step  # pylint: disable=import-outside-toplevel
+
+  config = _config(row, batch, frames)
+  dp = train_step.DataParallel(backend, devices=tuple(jax.devices()[:1]))
+  train_step.check_batch_layout(config, dp.num_devices)
+  rng = np.random.default_rng(0)
+  host = {"x": rng.standard_normal((batch, 3, frames, 25, 2), dtype=np.float32)}
+  if config.fm.weight > 0 or config.harmonizer.weight > 0:
+    z = rng.standard_normal((batch, config.fm.dim), dtype=np.float32)
+    lengths = rng.integers(3, WORDS + 1, batch)
+    host |= {"text_embedding": z / np.linalg.norm(z, axis=1, keepdims=True),
+             "word_features": rng.standard_normal((batch, WORDS, config.fm.dim),
+                                                  dtype=np.float32),
+             "word_mask": np.arange(WORDS)[None] < lengths[:, None]}
+  on_cpu = jax.default_backend() == "cpu"
+  rss_before = _peak_rss_mib()
+
+  steps_per_epoch = 40000 // batch
+  tx = optim.sgd(config, steps_per_epoch)
+  words = host.get("word_features")
+  init = jax.jit(functools.partial(train_state.create_train_state, config,
+                                   train_state.build_networks(config, None), tx))
+  state = init(jnp.asarray(host["x"][:2]), None if words is None else jnp.asarray(words[:2]))
+  fn = dp.compile(functools.partial(
+      train_step.train_step, nets=train_state.build_networks(config, train_step.AXIS), tx=tx,
+      schedule=optim.learning_rate(config, steps_per_epoch), config=config))
+  state = dp.put_state(state)
+  device_batch = dp.put_batch({k: v[None] for k, v in host.items()})
+  jax.block_until_ready((state, device_batch))
+
+  start = time.perf_counter()
+  state, metrics = fn(state, device_batch)
+  jax.block_until_ready((state, metrics))
+  first_s = time.perf_counter() - start
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    state, metrics = fn(state, device_batch)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+  loss = float(np.asarray(metrics["loss"]).ravel()[0])
+  if not np.isfinite(loss):
+    raise FloatingPointError(f"{row} batch {batch}: non-finite loss {loss}")
+  stats = None if on_cpu else jax.devices()[0].memory_stats()
+  if stats and "peak_bytes_in_use" in stats:
+    peak, memory = stats["peak_bytes_in_use"] / 2**20, "device peak_bytes_in_use"
+  else:
+    peak, memory = _peak_rss_mib() - rss_before, "host peak RSS growth"
+  return {"first_s": first_s, "step_s": times, "peak_mib": peak, "memory": memory,
+          "device": f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
+          "jax": jax.__version__}
+
+
+def _load() -> str:
+  try:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+  except OSError:
+    return "?"
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rows", default=",".join(ROWS),
+                      help=f"comma-separated subset of {', '.join(ROWS)}")
+  parser.add_argument("--batch", type=int, nargs="+", default=[64, 128])
+  parser.add_argument("--frames", type=int, default=50)
+  parser.add_argument("--steps", type=int, default=5, help="timed steps after the first")
+  parser.add_argument("--backend", default="pmap", choices=("pmap", "shard_map"))
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  rows = args.rows.split(",")
+  unknown = sorted(set(rows) - set(ROWS))
+  if unknown:
+    parser.error(f"--rows: unknown {unknown}; choose from {', '.join(ROWS)}")
+
+  if args.child:
+    result = measure(rows[0], args.batch[0], args.frames, args.steps, args.backend)
+    print(json.dumps(result))
+    return
+
+  env = dict(os.environ, JAX_ENABLE_COMPILATION_CACHE="false")
+  results = []
+  for batch in args.batch:
+    for row in rows:
+      load_before = _load()
+      out = subprocess.run(
+          [sys.executable, os.path.abspath(__file__), "--child", "--rows", row, "--batch",
+           str(batch), "--frames", str(args.frames), "--steps", str(args.steps),
+           "--backend", args.backend], check=True, capture_output=True, text=True, env=env)
+      result = json.loads(out.stdout.strip().splitlines()[-1])
+      result |= {"row": row, "batch": batch, "load": f"{load_before} → {_load()}"}
+      results.append(result)
+      median = sorted(result["step_s"])[len(result["step_s"]) // 2]
+      print(f"# {row} batch {batch}: {batch / median:.1f} samples/s, steps "
+            f"{', '.join(f'{s:.2f}' for s in result['step_s'])} s, load {result['load']}",
+            file=sys.stderr, flush=True)
+
+  first = results[0]
+  print(f"\nMICA pretraining step, {first['device']}, {os.cpu_count()} CPU cores, jax "
+        f"{first['jax']}, DataParallel({args.backend!r}) on 1 device, T={args.frames}, "
+        f"median of {args.steps} steps after the first; memory = {first['memory']}\n")
+  print("| step | batch | samples/s | ms / step (min–max) | first step s (compile + run) | "
+        "peak MiB | load avg 1/5/15 min (before → after) |")
+  print("|---|---:|---:|---:|---:|---:|---|")
+  for r in results:
+    s = sorted(r["step_s"])
+    median = s[len(s) // 2]
+    print(f"| {ROWS[r['row']]} | {r['batch']} | {r['batch'] / median:.1f} | "
+          f"{median * 1e3:.0f} ({s[0] * 1e3:.0f}–{s[-1] * 1e3:.0f}) | {r['first_s']:.1f} | "
+          f"{r['peak_mib']:.0f} | {r['load']} |")
+  print("\nInput pipeline (loader, prefetch, augmentation alone): "
+        "`python benchmarks/input_pipeline.py`.")
+
+
+if __name__ == "__main__":
+  main()

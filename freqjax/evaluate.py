@@ -1,0 +1,576 @@
+"""Evaluation of a pretrained encoder: the SPEC §7 protocols, wired to checkpoints and data.
+
+`evaluate(config, workdir)` is what `python eval.py` calls (configs in `configs/eval.py`).
+It restores the encoder (the workdir's latest checkpoint, another workdir, a PyTorch
+ST-GCN checkpoint, or a random initialisation as a baseline), opens the data the encoder
+was pretrained on (or another dataset: `transfer`), runs one protocol and writes the
+report `workdir/eval/<name>/` (`freqjax.evaluation.report`).
+
+Protocols, and the choices each one records:
+- `linear` / `transfer`: the encoder frozen in inference mode (BatchNorm running
+  statistics, no dropout); features of every train and test sample extracted once by a
+  jitted forward, then `train_linear_probe`. Two probes run: the **reported** one trains
+  on the whole training split (the published recipe) and its last-epoch test accuracy is
+  the headline; a second one trains on train minus a stratified minival part and picks
+  an epoch on minival, reported labelled as such (how far the chosen epoch is from the
+  last one, without looking at test). The best test accuracy over epochs of the first
+  probe is recorded too, labelled as selected on test.
+- `knn`: weighted cosine kNN of the test features among the training features.
+- `semi` / `finetune`: a class-balanced label subset (or the whole training split),
+  encoder + new linear head trained together (BatchNorm in train mode, dropout on, the
+  normal-view augmentation), one jitted step; the last epoch's test accuracy is reported
+  (no selection). Test logits come from the fine-tuned encoder in inference mode.
+
+The encoder always sees the stream it was pretrained on (`data.stream`, computed on
+device from the joints). Every test sample is counted exactly once: the last batch is
+padded and masked, and a count of the rows seen is checked.
+"""
+import dataclasses
+import functools
+import json
+import math
+import os
+import re
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+
+from freqjax import checkpoint
+from freqjax.data import augment, pipeline, readers, streams
+from freqjax.data import synthetic
+from freqjax.evaluation import knn as knn_lib
+from freqjax.evaluation import linear_probe, report, subsets
+from freqjax.models import STGCN
+from freqjax.models.heads import LinearClassifier
+from freqjax.text import classes
+
+PROTOCOLS = ("linear", "knn", "semi", "finetune", "transfer")
+DATA_FIELDS = ("format", "path", "split", "test_split", "num_frames", "num_classes", "stream")
+MODEL_FIELDS = ("hidden_channels", "hidden_dim", "layout", "dropout", "frest_blocks",
+                "frest_spatial", "frest_temporal", "frest_per_frequency", "frest_layer_norm")
+# Used when there is no pretraining config (an imported PyTorch checkpoint): the field's
+# 50-frame AimCLR files, and SkeletonCLR's ST-GCN without FreST.
+DATA_DEFAULTS = {"format": "aimclr", "split": "train", "test_split": "val", "num_frames": 50,
+                 "stream": "joint"}
+PRETRAIN_CONFIG = "config.json"
+RANDOM_INIT = "random"
+
+
+class EvaluationError(ValueError):
+  """A configuration or input that cannot be evaluated; the message says how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """What an evaluation runs on, resolved from the eval and pretraining configs.
+
+  Attributes:
+    config: the eval config with every inherited `data.*`/`model.*` field filled in.
+    pretrain_config: the pretraining config (a dict from `config.json`), or None.
+    pretrain_config_path: where it was read from, or None.
+    source: where the encoder weights come from (a workdir, a checkpoint file, "random").
+    encoder: the ST-GCN of the pretraining config (BatchNorm not synchronised).
+    name: the report's folder name under `workdir/eval/`.
+  """
+  config: ml_collections.ConfigDict
+  pretrain_config: dict | None
+  pretrain_config_path: str | None
+  source: str
+  encoder: STGCN
+  name: str
+
+
+def report_name(config: ml_collections.ConfigDict) -> str:
+  """`config.name`, or the protocol's default folder (`semi_1pct` for 1 % of the labels)."""
+  if config.name:
+    return config.name
+  if config.protocol == "semi":
+    return f"semi_{100 * config.finetune.label_fraction:g}pct"
+  return config.protocol
+
+
+def _read_pretrain_config(source: str, workdir: str) -> tuple[dict | None, str | None]:
+  """The pretraining config of the encoder's source (None for a checkpoint file)."""
+  if source == RANDOM_INIT:
+    directory = workdir
+  elif os.path.isdir(source):
+    directory = source
+  else:
+    return None, None
+  path = os.path.join(directory, PRETRAIN_CONFIG)
+  if not os.path.exists(path):
+    if source == RANDOM_INIT:
+      return None, None
+    raise EvaluationError(
+        f"{path} is missing: the pretraining config says which model and data the "
+        f"checkpoint in {directory} belongs to. Point --workdir (or init_from) at the "
+        "directory `python train.py` wrote.")
+  with open(path, encoding="utf-8") as f:
+    try:
+      return json.load(f), path
+    except json.JSONDecodeError as e:
+      raise EvaluationError(f"{path}: not valid JSON ({e}).") from None
+
+
+def resolve(config: ml_collections.ConfigDict, workdir: str) -> Setup:
+  """Fills the eval config's inherited fields and builds the encoder (see `Setup`)."""
+  if config.protocol not in PROTOCOLS:
+    raise EvaluationError(f"protocol {config.protocol!r}: use one of {', '.join(PROTOCOLS)}.")
+  source = config.init_from or workdir
+  if source != RANDOM_INIT and not os.path.exists(source):
+    what = "init_from" if config.init_from else "--workdir"
+    raise FileNotFoundError(f"{source} ({what}): no such workdir or checkpoint file.")
+  checkpoints = os.path.join(source, checkpoint.CHECKPOINT_DIR)
+  if os.path.isdir(source) and not os.path.isdir(checkpoints):
+    raise FileNotFoundError(
+        f"{source}: no checkpoint (no {checkpoint.CHECKPOINT_DIR}/ folder). Pretrain first "
+        f"(python train.py --workdir {source}), or set --config.init_from to a workdir or "
+        "a PyTorch checkpoint (.pt/.npz).")
+  pretrain, pretrain_path = _read_pretrain_config(source, workdir)
+  resolved = config.copy_and_resolve_references()
+
+  inherited = dict((pretrain or {}).get("data", {}))
+  if config.protocol == "transfer":
+    if not config.data.path:
+      raise EvaluationError(
+          "the transfer protocol evaluates on another dataset: set --config.data.path "
+          "(and data.format/split/test_split if they differ from the pretraining data).")
+    inherited.pop("num_classes", None)  # the target dataset's own classes
+  for field in DATA_FIELDS:
+    if resolved.data[field] is None:
+      value = inherited.get(field, DATA_DEFAULTS.get(field))
+      if value is not None:
+        resolved.data[field] = value
+  if not resolved.data.path:
+    raise EvaluationError(
+        f"data.path is not set and {source} has no pretraining config to inherit it "
+        "from: pass --config.data.path (and data.format, data.num_classes if needed).")
+  if resolved.data.stream not in streams.STREAMS:
+    raise EvaluationError(f"data.stream {resolved.data.stream!r}: use one of "
+                          f"{', '.join(streams.STREAMS)}.")
+
+  pretrain_model = (pretrain or {}).get("model", {})
+  defaults = {f.name: f.default for f in dataclasses.fields(STGCN) if f.name in MODEL_FIELDS}
+  defaults["frest_blocks"] = ()  # a PyTorch ST-GCN has no FreST
+  for field in MODEL_FIELDS:
+    if resolved.model[field] is None:
+      value = pretrain_model.get(field, defaults[field])
+      resolved.model[field] = tuple(value) if field == "frest_blocks" else value
+  m = resolved.model
+  encoder = STGCN(hidden_channels=m.hidden_channels, hidden_dim=m.hidden_dim, layout=m.layout,
+                  dropout=m.dropout, frest_blocks=tuple(m.frest_blocks),
+                  frest_spatial=m.frest_spatial, frest_temporal=m.frest_temporal,
+                  frest_per_frequency=m.frest_per_frequency, frest_layer_norm=m.frest_layer_norm)
+  return Setup(resolved, pretrain, pretrain_path, source, encoder, report_name(config))
+
+
+def _flat_shapes(tree) -> dict[str, tuple[int, ...]]:
+  return {jax.tree_util.keystr(path): tuple(np.shape(leaf))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _check_structure(expected, loaded, where: str, hint: str = "") -> None:
+  """Raises EvaluationError unless `loaded` has exactly `expected`'s leaves and shapes."""
+  want, got = _flat_shapes(expected), _flat_shapes(loaded)
+  missing = sorted(set(want) - set(got))
+  unexpected = sorted(set(got) - set(want))
+  mismatched = [f"{k}: checkpoint {got[k]} vs model {want[k]}"
+                for k in sorted(set(want) & set(got)) if want[k] != got[k]]
+  if not (missing or unexpected or mismatched):
+    return
+  problems = []
+  for label, items in (("missing", missing), ("unexpected", unexpected),
+                       ("shape mismatch", mismatched)):
+    if items:
+      more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+      problems.append(f"{label}: {', '.join(items[:3])}{more}")
+  raise EvaluationError(f"{where}: the encoder weights do not fit the model config "
+                        f"({'; '.join(problems)}). {hint}".strip())
+
+
+def load_encoder(setup: Setup, sample_x: np.ndarray) -> tuple[dict, int | None, str]:
+  """`(variables, checkpoint_step, description)` of the encoder to evaluate.
+
+  Args:
+    setup: from `resolve`.
+    sample_x: `(n, 3, T, V, M)` a few input samples (shapes only).
+
+  Returns:
+    `{"params", "batch_stats"}` as float32 device arrays; the pretraining step (None for a
+    PyTorch checkpoint or a random init); a one-line description of the source.
+  """
+  encoder, x = setup.encoder, jnp.asarray(sample_x)
+  key = jax.random.PRNGKey(setup.config.seed)
+  if setup.source == RANDOM_INIT:
+    variables = jax.jit(functools.partial(encoder.init, train=False))(key, x)
+    return dict(variables), None, f"random initialisation (seed {setup.config.seed})"
+  expected = jax.eval_shape(functools.partial(encoder.init, train=False), key, x)
+  variables, where = checkpoint.load_encoder_variables(setup.source, encoder)
+  hint = ("Set the model.* fields to those of the pretraining run." if setup.pretrain_config
+          is None else f"Do not override model.* fields of {setup.pretrain_config_path}.")
+  if not os.path.isdir(setup.source) and encoder.frest_blocks:
+    hint = ("A PyTorch ST-GCN checkpoint has no FreST weights: evaluate it with "
+            "--config.model.frest_blocks='()'.")
+  _check_structure(expected, variables, where, hint)
+  step = re.search(r"\(step (\d+)\)$", where)
+  variables = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), variables)
+  return variables, (int(step.group(1)) if step else None), where
+
+
+@functools.lru_cache(maxsize=8)
+def _feature_fn(encoder: STGCN, stream: str):
+  @jax.jit
+  def features(variables, x):
+    h, _ = encoder.apply(variables, streams.to_stream(x, stream), train=False)
+    return h
+  return features
+
+
+def extract_features(encoder: STGCN, variables: dict, dataset: pipeline.Dataset, *,
+                     batch_size: int, stream: str, prefetch: int = 2,
+                     desc: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Pooled encoder features of every sample, inference mode, one jitted forward.
+
+  Args:
+    encoder: the ST-GCN.
+    variables: its `{"params", "batch_stats"}`.
+    dataset: the samples (`x (N, 3, T, V, M)` joints as `dataset.read` returns them).
+    batch_size: samples per forward; the last batch is padded and its padding masked.
+    stream: `data.stream`, applied on device before the encoder.
+    prefetch: batches read ahead in a background thread.
+    desc: a progress-bar label (None: no bar).
+
+  Returns:
+    `(features (N, D) float32, labels (N,) int64)`, row i for dataset row i.
+  """
+  forward = _feature_fn(encoder, stream)
+  num_samples = len(dataset)
+  outputs, rows = [], []
+  batches = pipeline.prefetch(
+      pipeline.eval_batches(dataset, batch_size, num_devices=1, process_index=0,
+                            process_count=1), size=prefetch)
+  bar = tqdm.tqdm(total=math.ceil(num_samples / batch_size), desc=desc, unit="batch",
+                  disable=desc is None, leave=False, dynamic_ncols=True)
+  with batches:
+    for batch in batches:
+      # Dispatch only; the host reads all outputs at the end.
+      outputs.append(forward(variables, batch["x"][0]))
+      rows.append(batch["index"][0][batch["mask"][0]])
+      bar.update(1)
+  bar.close()
+  features = np.zeros((num_samples, encoder.hidden_dim), np.float32)
+  seen = np.zeros(num_samples, np.int64)
+  for h, index in zip(jax.device_get(outputs), rows):
+    features[index] = np.asarray(h)[:len(index)]
+    np.add.at(seen, index, 1)
+  if not np.all(seen == 1):
+    raise RuntimeError(f"feature extraction saw {np.sum(seen == 0)} samples never and "
+                       f"{np.sum(seen > 1)} more than once; the batching is broken.")
+  if not np.all(np.isfinite(features)):
+    raise FloatingPointError("the encoder produced NaN/inf features: the checkpoint is "
+                             "broken or the data holds extreme values.")
+  return features, np.asarray(dataset.labels, np.int64)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Subset:
+  """Rows `indices` of a dataset, as a dataset (the labelled part of semi-supervision)."""
+  base: pipeline.Dataset
+  indices: np.ndarray
+
+  @property
+  def labels(self) -> np.ndarray:
+    return np.asarray(self.base.labels)[self.indices]
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def read(self, indices: np.ndarray) -> np.ndarray:
+    return self.base.read(self.indices[np.asarray(indices)])
+
+
+@flax.struct.dataclass
+class FinetuneState:
+  """Fine-tuning state: `params = {"encoder", "fc"}`, the encoder's BatchNorm statistics."""
+  step: jax.Array
+  params: dict
+  batch_stats: dict
+  opt_state: optax.OptState
+
+
+def finetune_step(state: FinetuneState, x: jax.Array, labels: jax.Array, lr: jax.Array, *,
+                  encoder: STGCN, head: LinearClassifier, tx: optax.GradientTransformation,
+                  stream: str, rng: jax.Array, augment_views: bool, padding_ratio: int,
+                  shear_amplitude: float) -> tuple[FinetuneState, dict]:
+  """One SGD step on the encoder and the head; cross-entropy, BatchNorm in train mode.
+
+  Args:
+    state: the current state.
+    x: `(B, 3, T, V, M)` joints; augmented here (sample i with a key folded from `rng`,
+      the step and i) and then turned into `stream`.
+    labels: `(B,)` int.
+    lr: the learning rate of this epoch (PyTorch SGD: `p -= lr * v`).
+
+  Returns:
+    The new state and `{"loss", "accuracy"}` (batch means; accuracy in percent).
+  """
+  augment_key, dropout_key = jax.random.split(jax.random.fold_in(rng, state.step))
+  if augment_views:
+    keys = jax.vmap(lambda i: jax.random.fold_in(augment_key, i))(jnp.arange(x.shape[0]))
+    view = functools.partial(augment.normal_view, padding_ratio=padding_ratio,
+                             shear_amplitude=shear_amplitude)
+    x = jax.vmap(view)(keys, x)
+  x = streams.to_stream(x, stream)
+
+  def loss_fn(params):
+    (h, _), new_vars = encoder.apply(
+        {"params": params["encoder"], "batch_stats": state.batch_stats}, x, train=True,
+        rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+    logits = head.apply({"params": params["fc"]}, h)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return loss, (logits, new_vars["batch_stats"])
+
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  velocity, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = jax.tree.map(lambda p, v: p - lr * v, state.params, velocity)
+  accuracy = 100.0 * jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+  return (state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                        opt_state=opt_state),
+          {"loss": loss, "accuracy": accuracy})
+
+
+def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipeline.Dataset,
+              num_classes: int) -> dict[str, Any]:
+  """Fine-tunes encoder + head on a class-balanced label subset; returns the report data."""
+  c = setup.config
+  f = c.finetune
+  if not 0.0 < f.label_fraction <= 1.0:
+    raise EvaluationError(f"finetune.label_fraction must be in (0, 1]; got {f.label_fraction}.")
+  if f.label_fraction < 1.0:
+    indices = subsets.class_balanced_subset(train.labels, f.label_fraction, c.seed)
+  else:
+    indices = np.arange(len(train), dtype=np.int64)
+  labelled = Subset(train, indices)
+  batch_size = min(f.batch_size, len(labelled))
+  if batch_size < f.batch_size:
+    tqdm.tqdm.write(f"finetune: {len(labelled)} labelled samples, fewer than "
+                    f"finetune.batch_size {f.batch_size}: batches of {batch_size}.")
+  steps_per_epoch = pipeline.steps_per_epoch(len(labelled), batch_size)
+
+  encoder, head = setup.encoder, LinearClassifier(num_classes)
+  init_key, rng = jax.random.split(jax.random.PRNGKey(c.seed))
+  params = {"encoder": variables["params"],
+            "fc": head.init(init_key, jnp.zeros((1, encoder.hidden_dim)))["params"]}
+  # PyTorch SGD: g += wd * p; v = m * v + g; p -= lr * v.
+  tx = optax.chain(optax.add_decayed_weights(f.weight_decay),
+                   optax.trace(decay=f.momentum, nesterov=f.nesterov))
+  state = FinetuneState(step=jnp.int32(0), params=params,
+                        batch_stats=variables["batch_stats"], opt_state=tx.init(params))
+  step_fn = jax.jit(functools.partial(
+      finetune_step, encoder=encoder, head=head, tx=tx, stream=c.data.stream, rng=rng,
+      augment_views=f.augment, padding_ratio=f.padding_ratio,
+      shear_amplitude=f.shear_amplitude), donate_argnums=0)
+
+  batches = pipeline.prefetch(
+      pipeline.train_batches(labelled, batch_size, c.seed, num_devices=1, process_index=0,
+                             process_count=1), size=c.data.prefetch)
+  curve = {"epoch": [], "lr": [], "train_loss": [], "train_top1": []}
+  bar = tqdm.tqdm(total=f.epochs * steps_per_epoch, unit="step", desc=setup.name,
+                  dynamic_ncols=True)
+  start = time.perf_counter()
+  with batches:
+    for epoch in range(f.epochs):
+      lr = linear_probe.epoch_learning_rate(epoch, f.learning_rate, f.decay_epochs,
+                                            f.decay_factor)
+      metrics = []
+      for _ in range(steps_per_epoch):
+        batch = next(batches)
+        state, m = step_fn(state, batch["x"][0], batch["label"][0], jnp.float32(lr))
+        metrics.append(m)
+        bar.update(1)
+      means = {k: float(np.mean(v)) for k, v in jax.device_get(
+          jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)).items()}
+      if not math.isfinite(means["loss"]):
+        raise FloatingPointError(f"{setup.name}: the loss is {means['loss']} in epoch "
+                                 f"{epoch + 1}; lower finetune.learning_rate.")
+      for name, value in (("epoch", epoch + 1), ("lr", lr), ("train_loss", means["loss"]),
+                          ("train_top1", means["accuracy"])):
+        curve[name].append(value)
+      bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.3f}")
+  bar.close()
+  train_seconds = time.perf_counter() - start
+
+  tuned = {"params": state.params["encoder"], "batch_stats": state.batch_stats}
+  test_features, test_labels = extract_features(
+      encoder, tuned, test, batch_size=c.features.batch_size, stream=c.data.stream,
+      prefetch=c.data.prefetch, desc="test features")
+  logits = np.asarray(jax.jit(head.apply)({"params": state.params["fc"]}, test_features))
+  extra = {
+      "reported": "test accuracy after the last epoch (no model selection)",
+      "label_fraction": f.label_fraction,
+      "num_labelled": len(labelled),
+      "num_labelled_per_class": np.bincount(labelled.labels, minlength=num_classes),
+      "batch_size": batch_size,
+      "steps_per_epoch": steps_per_epoch,
+      "num_steps": int(state.step),
+      "train_seconds": train_seconds,
+      "curve": curve,
+  }
+  if f.label_fraction < 1.0:
+    names = getattr(train, "sample_names", None)
+    extra["labelled_samples"] = ([names[i] for i in indices] if names is not None
+                                 else indices)
+  return {"test_logits": logits, "test_labels": test_labels, "extra": extra}
+
+
+def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> dict[str, Any]:
+  c, lin = setup.config, setup.config.linear
+  start = time.perf_counter()
+  kwargs = dict(batch_size=c.features.batch_size, stream=c.data.stream,
+                prefetch=c.data.prefetch)
+  train_x, train_y = extract_features(setup.encoder, variables, train, desc="train features",
+                                      **kwargs)
+  test_x, test_y = extract_features(setup.encoder, variables, test, desc="test features",
+                                    **kwargs)
+  feature_seconds = time.perf_counter() - start
+  probe = dict(num_classes=num_classes, epochs=lin.epochs, batch_size=lin.batch_size,
+               learning_rate=lin.learning_rate, momentum=lin.momentum,
+               weight_decay=lin.weight_decay, decay_epochs=tuple(lin.decay_epochs),
+               decay_factor=lin.decay_factor, l2_normalize=lin.l2_normalize, seed=c.seed)
+  full = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y, **probe)
+  extra = {
+      "reported": ("test top-1/top-5 after the last epoch of a probe trained on the whole "
+                   "training split (the SkeletonCLR/AimCLR recipe)"),
+      "test_top1_last_epoch": full["test_top1"],
+      "test_top5_last_epoch": full["test_top5"],
+      "best_test_top1_over_epochs": full["best_test_top1_over_epochs"],
+      "best_test_top1_epoch": full["best_test_top1_epoch"],
+      "best_over_epochs_note": ("selected on test: only for comparison with published "
+                                "tables that report it, not an honest estimate"),
+      "num_train": full["num_train"],
+      "feature_dim": int(train_x.shape[1]),
+      "feature_seconds": feature_seconds,
+      "steps_per_epoch": full["steps_per_epoch"],
+      "curve": full["curve"],
+  }
+  if lin.minival_size:
+    # A fraction of train below 1, a sample count from 1 on.
+    size = int(lin.minival_size) if lin.minival_size >= 1 else float(lin.minival_size)
+    fit, held_out = subsets.minival_split(train_y, size, c.seed)
+    selection = linear_probe.train_linear_probe(
+        train_x[fit], train_y[fit], test_x, test_y, minival_features=train_x[held_out],
+        minival_labels=train_y[held_out], **probe)
+    extra["minival_selection"] = {
+        "note": ("a second probe trained on train minus a stratified minival split; the "
+                 "epoch is chosen on minival (never on test). Compare its epoch and test "
+                 "accuracy with the reported last epoch."),
+        "num_train": selection["num_train"],
+        "num_minival": selection["num_minival"],
+        "minival_epoch": selection["minival_epoch"],
+        "minival_top1_at_minival_epoch": selection["minival_top1_at_minival_epoch"],
+        "test_top1_at_minival_epoch": selection["test_top1_at_minival_epoch"],
+        "test_top5_at_minival_epoch": selection["test_top5_at_minival_epoch"],
+        "test_top1_last_epoch": selection["test_top1"],
+        "minival_curve": selection["curve"]["minival_top1"],
+    }
+  return {"test_logits": full["test_logits"], "test_labels": test_y, "extra": extra}
+
+
+def _knn(setup: Setup, variables: dict, train, test, num_classes: int) -> dict[str, Any]:
+  c = setup.config
+  kwargs = dict(batch_size=c.features.batch_size, stream=c.data.stream,
+                prefetch=c.data.prefetch)
+  train_x, train_y = extract_features(setup.encoder, variables, train, desc="train features",
+                                      **kwargs)
+  test_x, test_y = extract_features(setup.encoder, variables, test, desc="test features",
+                                    **kwargs)
+  result = knn_lib.knn_evaluate(train_x, train_y, test_x, test_y, num_classes=num_classes,
+                                k=c.knn.k, temperature=c.knn.temperature)
+  extra = {"reported": "weighted cosine kNN on L2-normalised frozen features",
+           "k": result["k"], "temperature": result["temperature"],
+           "num_train": result["num_train"]}
+  return {"test_logits": result["test_scores"], "test_labels": test_y, "extra": extra}
+
+
+def class_names_for(config: ml_collections.ConfigDict, num_classes: int) -> list[str] | None:
+  """The report's class names: `config.class_names`, or a guess from the data (None)."""
+  choice = config.class_names
+  if choice == "":
+    return None
+  if choice == "synthetic":
+    names = list(synthetic.CLASS_NAMES)
+  elif choice is not None:
+    try:
+      names = list(classes.class_names(choice))
+    except ValueError as e:
+      raise EvaluationError(f"class_names: {e} (or synthetic, or '' for none)") from None
+  else:
+    manifest = os.path.join(config.data.path, "manifest.json")
+    by_count = {60: "ntu60", 120: "ntu120", 51: "pku_mmd"}
+    if os.path.isfile(manifest):
+      with open(manifest, encoding="utf-8") as f:
+        names = json.load(f).get("class_names")
+      if names is None or len(names) != num_classes:
+        return None
+    elif num_classes in by_count:
+      names = list(classes.class_names(by_count[num_classes]))
+    else:
+      return None
+  if len(names) != num_classes:
+    raise EvaluationError(f"class_names {choice!r} has {len(names)} names but the data has "
+                          f"{num_classes} classes.")
+  return names
+
+
+def load_splits(config: ml_collections.ConfigDict):
+  """`(train, test, num_classes)` datasets of the resolved data config."""
+  d = config.data
+  train = readers.load_dataset(d.format, d.path, d.split, num_frames=d.num_frames,
+                               num_classes=d.num_classes)
+  test = readers.load_dataset(d.format, d.path, d.test_split, num_frames=d.num_frames,
+                              num_classes=d.num_classes or train.num_classes)
+  return train, test, d.num_classes or max(train.num_classes, test.num_classes)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs `config.protocol` on the encoder of `workdir` (or `config.init_from`).
+
+  Returns:
+    `{"protocol", "name", "test_top1", "test_top5", "num_test", "checkpoint_step",
+    "encoder", "report_dir", "summary"}` (accuracies in percent; `summary` is the text the
+    CLI prints).
+  """
+  setup = resolve(config, workdir)
+  c = setup.config
+  train, test, num_classes = load_splits(c)
+  c.data.num_classes = num_classes
+  variables, step, where = load_encoder(setup, train.read(np.arange(min(2, len(train)))))
+  tqdm.tqdm.write(f"{setup.name}: encoder from {where}; {len(train)} train / {len(test)} "
+                  f"test samples of {c.data.path} ({c.data.stream} stream, "
+                  f"{c.data.num_frames} frames, {num_classes} classes).")
+  run = {"linear": _linear, "transfer": _linear, "knn": _knn, "semi": _finetune,
+         "finetune": _finetune}[c.protocol]
+  start = time.perf_counter()
+  out = run(setup, variables, train, test, num_classes)
+  extra = dict(out["extra"], encoder=where, seconds=time.perf_counter() - start,
+               num_train_split=len(train), train_split=c.data.split,
+               test_split=c.data.test_split, pretrain_config=setup.pretrain_config,
+               pretrain_config_path=setup.pretrain_config_path)
+  out_dir = report.report_dir(workdir, setup.name)
+  summary = report.write_report(out_dir, protocol=setup.name, test_logits=out["test_logits"],
+                                test_labels=out["test_labels"],
+                                class_names=class_names_for(c, num_classes), config=c,
+                                checkpoint_step=step, extra=extra)
+  with open(out_dir / "results.json", encoding="utf-8") as f:
+    results = json.load(f)
+  return {"protocol": c.protocol, "name": setup.name, "test_top1": results["test_top1"],
+          "test_top5": results["test_top5"], "num_test": results["num_test_samples"],
+          "checkpoint_step": step, "encoder": where, "report_dir": str(out_dir),
+          "summary": summary, "extra": results["extra"]}

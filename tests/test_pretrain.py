@@ -1,0 +1,124 @@
+"""The pretraining loop: train.py end to end, kill-and-resume, learning, NaN guard, init_from."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import pretrain as pretrain_configs
+from freqjax import checkpoint, convert, pretrain
+from freqjax.data import pipeline, readers, synthetic
+from freqjax.text import embed
+from test_stgcn import random_state_dict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+  """120 synthetic samples (16 frames) and the random-init text file for their classes."""
+  root = tmp_path_factory.mktemp("synthetic")
+  synthetic.write_dataset(str(root / "xperformer"), num_samples=120, seed=0, num_frames=16)
+  embed.embed_synthetic(str(root / "text.npz"))
+  return root
+
+
+def tiny_config(tiny_data, **overrides):
+  config = pretrain_configs.get_config("test")
+  config.data.path = str(tiny_data / "xperformer")
+  config.text.path = str(tiny_data / "text.npz")
+  for name, value in overrides.items():
+    section, field = name.split("__")
+    setattr(getattr(config, section), field, value)
+  return config
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+@pytest.mark.slow
+def test_train_py_two_steps(tiny_data, tmp_path):
+  workdir = tmp_path / "run"
+  train_size = len(readers.load_dataset("aimclr", str(tiny_data / "xperformer"), "train"))
+  epochs = 2 / (train_size // 8)  # exactly two steps of batch 8
+  subprocess.run(
+      [sys.executable, "train.py", "--config", "configs/pretrain.py:test",
+       f"--config.data.path={tiny_data / 'xperformer'}",
+       f"--config.text.path={tiny_data / 'text.npz'}", f"--config.optim.epochs={epochs}",
+       f"--workdir={workdir}"], cwd=ROOT, check=True, timeout=600)
+  metrics = read_metrics(workdir)
+  with open(workdir / "config.json") as f:
+    assert json.load(f)["optim"]["epochs"] == pytest.approx(epochs)
+  assert [m["step"] for m in metrics] == [1, 2]
+  assert os.listdir(workdir / "checkpoints") == ["2"]
+  for name in ("loss", "loss/instance", "loss/fm", "loss/harmonizer", "accuracy", "lr",
+               "grad_norm", "threshold/frest9/fres", "samples_per_second"):
+    assert np.isfinite(metrics[-1][name]), name
+  assert os.listdir(workdir / "tensorboard")
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path, monkeypatch):
+  config = tiny_config(tiny_data, optim__epochs=1.0)  # 8 steps, checkpoints every 2
+  straight = jax.device_get(pretrain.train_and_evaluate(config, str(tmp_path / "straight")))
+
+  real_batches = pipeline.train_batches
+
+  def killed_after_five(*args, **kwargs):
+    for i, batch in enumerate(real_batches(*args, **kwargs)):
+      if i == 5:
+        raise KeyboardInterrupt("simulated kill")
+      yield batch
+
+  monkeypatch.setattr(pipeline, "train_batches", killed_after_five)
+  with pytest.raises(KeyboardInterrupt):
+    pretrain.train_and_evaluate(config, str(tmp_path / "resumed"))
+  assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["2", "4"]
+  monkeypatch.setattr(pipeline, "train_batches", real_batches)
+  resumed = jax.device_get(pretrain.train_and_evaluate(config, str(tmp_path / "resumed")))
+  assert int(resumed.step) == int(straight.step) > 5
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.slow
+def test_nonfinite_loss_stops_with_the_step(tiny_data, tmp_path):
+  config = tiny_config(tiny_data, optim__base_lr=1e12, optim__warmup_epochs=0.0)
+  config.optim.schedule = "step"
+  config.checkpoint_every_steps = 1
+  with pytest.raises(FloatingPointError, match=r"Non-finite loss at step (\d+)") as error:
+    pretrain.train_and_evaluate(config, str(tmp_path))
+  bad_step = int(error.value.args[0].split("step ")[1].split(";")[0])
+  saved = [int(s) for s in os.listdir(tmp_path / "checkpoints")]
+  # The NaN state is never saved: every checkpoint is from before the bad step.
+  assert all(step <= bad_step for step in saved)
+  assert f"last good checkpoint is step {max(saved) if saved else None}" in str(error.value)
+
+
+def test_init_from_pytorch_checkpoint(tiny_data, tmp_path):
+  state_dict = random_state_dict(seed=5)
+  config = tiny_config(tiny_data)
+  config.model.hidden_channels, config.model.hidden_dim = 16, 256  # SkeletonCLR's widths
+  config.model.mlp_dim = 128
+  path = tmp_path / "skeletonclr.npz"
+  np.savez(path, **{f"encoder_q.{k}": v for k, v in state_dict.items()})
+  config.init_from = str(path)
+  dataset, extra_fn = pretrain.load_training_data(config)
+  tx = pretrain.optim.sgd(config, 10)
+  state = pretrain._initial_state(config, tx, dataset, extra_fn)  # pylint: disable=protected-access
+  expected = convert.stgcn_from_pytorch(state_dict)
+  np.testing.assert_array_equal(state.params["encoder"]["block5"]["gcn"]["kernel"],
+                                expected["params"]["block5"]["gcn"]["kernel"])
+  np.testing.assert_array_equal(state.key_params["encoder"]["block5"]["gcn"]["kernel"],
+                                expected["params"]["block5"]["gcn"]["kernel"])
+  np.testing.assert_array_equal(state.batch_stats["data_bn"]["var"],
+                                state_dict["data_bn.running_var"])
+  assert "frest9" in state.params["encoder"]  # FreST keeps its own initialisation
+  config.model.hidden_dim = 128
+  with pytest.raises(Exception, match="shape"):
+    pretrain._initial_state(config, tx, dataset, extra_fn)  # pylint: disable=protected-access
