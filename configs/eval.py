@@ -77,7 +77,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.knn.temperature = 0.1
 
   # Fine-tuning all layers (semi, finetune): encoder + new linear head, BatchNorm in train
-  # mode, dropout on, the normal-view augmentation (temporal crop + shear, SPEC §2).
+  # mode, dropout on (model.dropout), the normal-view augmentation (temporal crop + shear,
+  # SPEC §2). The demo's 8-channel encoder does not survive dropout 0.5 in fine-tuning (semi
+  # 10 %: every test sample one class); fine-tune it with --config.model.dropout=0.0.
   c.finetune = ml_collections.ConfigDict()
   c.finetune.label_fraction = 1.0  # semi: 0.01 / 0.1, drawn per class (class-balanced)
   c.finetune.epochs = 80

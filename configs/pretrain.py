@@ -116,20 +116,30 @@ def benchmark_config(name: str) -> ml_collections.ConfigDict:
 
 
 def demo_config() -> ml_collections.ConfigDict:
-  """Synthetic skeletons and a random-init text model: a CPU run of a few minutes."""
+  """Synthetic skeletons and a random-init text model: a CPU run of a few minutes.
+
+  `python -m freqjax.demo` (`make demo`) runs it on 1053 training samples. The model is
+  ST-GCN at half width (8 channels, 64-d features) on 30 frames so that pretraining fits
+  in about three minutes on a 2-core CPU; the losses and FreST are those of MICA.
+  """
   c = base_config()
   c.data.path = "data/synthetic/xperformer"
   c.data.num_classes = 14
+  c.data.num_frames = 30
   c.text.path = "data/synthetic/text.npz"
+  c.model.hidden_channels = 8
+  c.model.hidden_dim = 64
+  c.harmonizer.dim = 64
+  c.harmonizer.num_heads = 4
   c.moco.queue_size = 1024
   c.moco.momentum = 0.99
   c.fm.text_queue_size = 512
   c.optim.batch_size = 64
-  c.optim.epochs = 12
+  c.optim.epochs = 3
   c.optim.schedule = "cosine"
   c.optim.warmup_epochs = 1.0
-  c.log_every_steps = 10
-  c.checkpoint_every_steps = 100
+  c.log_every_steps = 8
+  c.checkpoint_every_steps = 16
   return c
 
 

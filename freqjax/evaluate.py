@@ -456,6 +456,8 @@ def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> dic
                                 "tables that report it, not an honest estimate"),
       "num_train": full["num_train"],
       "feature_dim": int(train_x.shape[1]),
+      # The recipe's probe is not scale-invariant (raw features, fixed lr): record the scale.
+      "train_feature_norm_mean": float(np.mean(np.linalg.norm(train_x, axis=1))),
       "feature_seconds": feature_seconds,
       "steps_per_epoch": full["steps_per_epoch"],
       "curve": full["curve"],
