@@ -51,8 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.frest_blocks = (9,)  # 0-based block indices; () = plain ST-GCN
   c.model.frest_spatial = True
   c.model.frest_temporal = True
-  c.model.frest_per_frequency = False
-  c.model.frest_layer_norm = True
+  c.model.frest_per_frequency = False  # [choice] one complex weight per channel
+  c.model.frest_layer_norm = True  # [choice] LayerNorm as the decoupling step
   c.model.mlp_dim = 128
 
   c.moco = ml_collections.ConfigDict()
@@ -61,17 +61,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.moco.momentum = 0.999
 
   c.fm = ml_collections.ConfigDict()
-  c.fm.weight = 1.0  # λ_fm; 0 removes Feature Modulation from the compiled step
+  c.fm.weight = 1.0  # [choice] λ_fm; 0 removes Feature Modulation from the compiled step
   c.fm.dim = 512  # CLIP ViT-B/32 text embedding width
-  c.fm.text_queue_size = 8192
-  c.fm.tau_s = 0.1
-  c.fm.tau_t = 0.05
-  c.fm.noise_std = 0.01
+  c.fm.text_queue_size = 8192  # [choice]
+  c.fm.tau_s = 0.1  # [choice] student temperature
+  c.fm.tau_t = 0.05  # [choice] teacher temperature
+  c.fm.noise_std = 0.01  # [choice] σ of the Gaussian noise
 
   c.harmonizer = ml_collections.ConfigDict()
-  c.harmonizer.weight = 0.5  # λ_h; 0 removes the Modality Harmonizer
-  c.harmonizer.dim = 256
-  c.harmonizer.num_heads = 8
+  c.harmonizer.weight = 0.5  # [choice] λ_h; 0 removes the Modality Harmonizer
+  c.harmonizer.dim = 256  # [choice] attention width
+  c.harmonizer.num_heads = 8  # [choice]
   c.harmonizer.dropout = 0.0
 
   c.optim = ml_collections.ConfigDict()
