@@ -31,6 +31,7 @@ Bad input stops the run with one line naming the file and the problem, leaving n
 partial file behind.
 """
 import argparse
+import concurrent.futures
 import dataclasses
 import functools
 import json
@@ -259,8 +260,12 @@ def _run(units: Sequence, routes: Sequence[dict[str, str | None]],
   pool = None
   try:
     if workers > 1 and len(wanted) > 1:
-      pool = multiprocessing.get_context("spawn").Pool(workers)
-      results: Iterable = pool.imap(work, [units[i] for i in wanted], chunksize=4)
+      # "spawn": forking a process that already runs jax's threads can deadlock. An
+      # executor rather than multiprocessing.Pool: Pool.terminate() can hang after a worker
+      # error, while shutdown(cancel_futures=True) returns.
+      pool = concurrent.futures.ProcessPoolExecutor(
+          workers, mp_context=multiprocessing.get_context("spawn"))
+      results: Iterable = pool.map(work, [units[i] for i in wanted], chunksize=4)
     else:
       results = map(work, [units[i] for i in wanted])
     bar = tqdm(results, total=len(wanted), desc=description, unit="file",
@@ -278,8 +283,7 @@ def _run(units: Sequence, routes: Sequence[dict[str, str | None]],
     raise
   finally:
     if pool is not None:
-      pool.terminate()
-      pool.join()
+      pool.shutdown(wait=True, cancel_futures=True)
   return manifests
 
 
