@@ -66,8 +66,10 @@ def main():
       compile_s, run_s = time_fn(fn, *fn_args, repeats=args.repeats)
       rows.append((label, mode, compile_s, run_s * 1e3, args.batch / run_s))
 
+  load = " ".join(f"{x:.1f}" for x in os.getloadavg())
   print(f"\nbackend: {jax.default_backend()} ({jax.devices()[0].device_kind}), "
-        f"batch {args.batch}, T={args.frames}, jax {jax.__version__}\n")
+        f"{os.cpu_count()} CPU cores, batch {args.batch}, T={args.frames}, jax {jax.__version__}, "
+        f"load average after the runs {load} (1/5/15 min)\n")
   print("| model | pass | compile s | ms / batch | samples/s |")
   print("|---|---|---:|---:|---:|")
   for label, mode, compile_s, ms, rate in rows:

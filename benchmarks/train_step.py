@@ -1,32 +1,36 @@
 """Pretraining step throughput: samples/s, first-compile seconds and peak memory (issue 5).
 
-Runs the real `freqjax.train_step.train_step` (augmentations, key encoder, query encoder,
-losses, optax update, queues) through `DataParallel("pmap")` on one device, with random
-inputs of the pretraining shapes: skeletons `(B, 3, T, 25, 2)`, a 512-d text embedding and
-word features `(B, 20, 512)` with a padding mask. Configs are `configs/pretrain.py`'s base
-config (hidden 16→256, queues 32768 / 8192) with these variants:
+Runs the real `freqjax.train_step.train_step` (both augmentations, key-encoder EMA and
+forward, query forward and backward, losses, optax update, queues) through
+`DataParallel("pmap")` on one device, with random inputs of the pretraining shapes:
+skeletons `(B, 3, T, 25, 2)`, a 512-d text embedding and word features `(B, 20, 512)` with
+a padding mask. Configs are `configs/pretrain.py`'s base config (hidden 16→256, queues
+32768 / 8192) with these variants:
 
   full      FreST after block 9 + Feature Modulation + Modality Harmonizer
   no_frest  model.frest_blocks = ()
   no_text   fm.weight = harmonizer.weight = 0 (both branches absent from the graph)
   plain     neither (SkeletonCLR's step)
 
-Each (variant, batch) runs in a fresh subprocess, so compile times start from a cold
-in-process cache (the persistent compilation cache is off) and the memory column is that
-run's own peak: on CPU, the growth of the process's peak resident set size
-(`ru_maxrss`) from just before the train state is built to the end of the timed steps
-(it includes the state, the compiled program and XLA's buffers). On an accelerator it is
-the device's `peak_bytes_in_use`.
+Each (variant, batch) runs in a fresh subprocess with the persistent compilation cache
+off, so "first step" is a cold compile plus one step, and memory is that run's own peak:
+on CPU the growth of the process's peak resident set size (`ru_maxrss`) from just before
+the train state is built to the end of the timed steps (state, compiled program and XLA's
+buffers); on an accelerator the device's `peak_bytes_in_use`. The load average before and
+after each run is printed: on a shared machine the step time grows with it.
 
-  python benchmarks/train_step.py [--rows full,plain --batch 64 128 --steps 5]
+  python benchmarks/train_step.py [--rows full,plain] [--batch 64 128] [--steps 2]
+      [--no-input_pipeline]
 
-The input pipeline (loader, prefetch, augmentation alone) has its own benchmark,
-`benchmarks/input_pipeline.py`.
+About 6 minutes on an idle 2-core CPU for everything, most of it XLA compiles (`--batch 64`
+alone takes half). The input pipeline rows come from `benchmarks/input_pipeline.py` (a few
+seconds).
 """
 import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -38,11 +42,12 @@ xla_env.configure()
 
 ROWS = {
     "full": "FreST + FM + Harmonizer",
-    "no_frest": "FM + Harmonizer (no FreST)",
-    "no_text": "FreST only (λ_fm = λ_h = 0)",
+    "no_frest": "FM + Harmonizer, no FreST",
+    "no_text": "FreST, no FM / Harmonizer (λ = 0)",
     "plain": "plain ST-GCN MoCo (neither)",
 }
 WORDS = 20
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _config(row: str, batch: int, frames: int):
@@ -59,11 +64,11 @@ def _config(row: str, batch: int, frames: int):
 
 
 def _peak_rss_mib() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def measure(row: str, batch: int, frames: int, steps: int, backend: str) -> dict:
-  """Times one variant in this process: `{compile_s, step_s (list), peak_mib, memory}`."""
+  """Times one variant in this process: first step, timed steps, peak memory."""
   import functools  # pylint: disable=import-outside-toplevel
 
   import jax  # pylint: disable=import-outside-toplevel
@@ -84,7 +89,6 @@ def measure(row: str, batch: int, frames: int, steps: int, backend: str) -> dict
              "word_features": rng.standard_normal((batch, WORDS, config.fm.dim),
                                                   dtype=np.float32),
              "word_mask": np.arange(WORDS)[None] < lengths[:, None]}
-  on_cpu = jax.default_backend() == "cpu"
   rss_before = _peak_rss_mib()
 
   steps_per_epoch = 40000 // batch
@@ -113,41 +117,41 @@ def measure(row: str, batch: int, frames: int, steps: int, backend: str) -> dict
   loss = float(np.asarray(metrics["loss"]).ravel()[0])
   if not np.isfinite(loss):
     raise FloatingPointError(f"{row} batch {batch}: non-finite loss {loss}")
-  stats = None if on_cpu else jax.devices()[0].memory_stats()
+  stats = None if jax.default_backend() == "cpu" else jax.devices()[0].memory_stats()
   if stats and "peak_bytes_in_use" in stats:
     peak, memory = stats["peak_bytes_in_use"] / 2**20, "device peak_bytes_in_use"
   else:
-    peak, memory = _peak_rss_mib() - rss_before, "host peak RSS growth"
+    peak, memory = _peak_rss_mib() - rss_before, "growth of the host's peak RSS"
   return {"first_s": first_s, "step_s": times, "peak_mib": peak, "memory": memory,
           "device": f"{jax.default_backend()} ({jax.devices()[0].device_kind})",
           "jax": jax.__version__}
 
 
 def _load() -> str:
-  try:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-  except OSError:
-    return "?"
+  return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--rows", default=",".join(ROWS),
-                      help=f"comma-separated subset of {', '.join(ROWS)}")
+                      help=f"comma-separated subset of {','.join(ROWS)}")
   parser.add_argument("--batch", type=int, nargs="+", default=[64, 128])
   parser.add_argument("--frames", type=int, default=50)
-  parser.add_argument("--steps", type=int, default=5, help="timed steps after the first")
+  parser.add_argument("--steps", type=int, default=2, help="timed steps after the first")
   parser.add_argument("--backend", default="pmap", choices=("pmap", "shard_map"))
+  parser.add_argument("--input_pipeline", action=argparse.BooleanOptionalAction,
+                      default=True, help="also run benchmarks/input_pipeline.py")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   rows = args.rows.split(",")
   unknown = sorted(set(rows) - set(ROWS))
   if unknown:
-    parser.error(f"--rows: unknown {unknown}; choose from {', '.join(ROWS)}")
+    parser.error(f"--rows: unknown {unknown}; choose from {','.join(ROWS)}")
+  if args.steps < 1:
+    parser.error("--steps must be at least 1")
 
   if args.child:
-    result = measure(rows[0], args.batch[0], args.frames, args.steps, args.backend)
-    print(json.dumps(result))
+    print(json.dumps(measure(rows[0], args.batch[0], args.frames, args.steps, args.backend)))
     return
 
   env = dict(os.environ, JAX_ENABLE_COMPILATION_CACHE="false")
@@ -162,26 +166,30 @@ def main() -> None:
       result = json.loads(out.stdout.strip().splitlines()[-1])
       result |= {"row": row, "batch": batch, "load": f"{load_before} → {_load()}"}
       results.append(result)
-      median = sorted(result["step_s"])[len(result["step_s"]) // 2]
-      print(f"# {row} batch {batch}: {batch / median:.1f} samples/s, steps "
-            f"{', '.join(f'{s:.2f}' for s in result['step_s'])} s, load {result['load']}",
-            file=sys.stderr, flush=True)
+      steps = ", ".join(f"{s:.2f}" for s in result["step_s"])
+      print(f"# {row} batch {batch}: steps {steps} s; load {result['load']}", file=sys.stderr,
+            flush=True)
 
   first = results[0]
-  print(f"\nMICA pretraining step, {first['device']}, {os.cpu_count()} CPU cores, jax "
-        f"{first['jax']}, DataParallel({args.backend!r}) on 1 device, T={args.frames}, "
+  print(f"\nMICA pretraining step: {first['device']}, {os.cpu_count()} CPU cores, jax "
+        f"{first['jax']}, DataParallel({args.backend!r}) on 1 device, T={args.frames}; "
         f"median of {args.steps} steps after the first; memory = {first['memory']}\n")
-  print("| step | batch | samples/s | ms / step (min–max) | first step s (compile + run) | "
+  print("| step | batch | samples/s | s / step (min–max) | first step s (compile + 1 step) | "
         "peak MiB | load avg 1/5/15 min (before → after) |")
   print("|---|---:|---:|---:|---:|---:|---|")
   for r in results:
     s = sorted(r["step_s"])
-    median = s[len(s) // 2]
+    median = statistics.median(s)
     print(f"| {ROWS[r['row']]} | {r['batch']} | {r['batch'] / median:.1f} | "
-          f"{median * 1e3:.0f} ({s[0] * 1e3:.0f}–{s[-1] * 1e3:.0f}) | {r['first_s']:.1f} | "
-          f"{r['peak_mib']:.0f} | {r['load']} |")
-  print("\nInput pipeline (loader, prefetch, augmentation alone): "
-        "`python benchmarks/input_pipeline.py`.")
+          f"{median:.2f} ({s[0]:.2f}–{s[-1]:.2f}) | {r['first_s']:.0f} | {r['peak_mib']:.0f} | "
+          f"{r['load']} |")
+
+  if args.input_pipeline:
+    print()
+    sys.stdout.flush()
+    subprocess.run([sys.executable, os.path.join(HERE, "input_pipeline.py"), "--num_samples",
+                    "4096", "--batch_size", str(args.batch[0]), "--frames", str(args.frames)],
+                   check=True)
 
 
 if __name__ == "__main__":

@@ -179,8 +179,8 @@ def test_dropout_is_active_only_in_training(imported, inputs):
                                 model.apply(variables, inputs, train=False)[0])
 
 
-def test_matches_pytorch_model(imported, inputs):
-  """The same weights in a PyTorch ST-GCN (SkeletonCLR's code) give the same features."""
+def torch_stgcn(sd):
+  """SkeletonCLR's PyTorch ST-GCN (up to the pooled feature) holding the state dict `sd`."""
   torch = pytest.importorskip("torch")
   from torch import nn
 
@@ -227,9 +227,16 @@ def test_matches_pytorch_model(imported, inputs):
         x = block(x, self.A * importance)
       return x.mean(dim=(2, 3)).view(n, m, -1).mean(dim=1)
 
+  model = Model()
+  model.load_state_dict({k: torch.tensor(v) for k, v in sd.items()})
+  return model
+
+
+def test_matches_pytorch_model(imported, inputs):
+  """The same weights in a PyTorch ST-GCN (SkeletonCLR's code) give the same features."""
+  torch = pytest.importorskip("torch")
   sd, variables = imported
-  torch_model = Model()
-  torch_model.load_state_dict({k: torch.tensor(v) for k, v in sd.items()})
+  torch_model = torch_stgcn(sd)
   x = torch.tensor(inputs)
   for train in (False, True):
     torch_model.train(train)
@@ -244,3 +251,50 @@ def test_matches_pytorch_model(imported, inputs):
   np.testing.assert_allclose(new["batch_stats"]["block7"]["tcn_bn1"]["var"],
                              torch_model.st_gcn_networks[7].tcn[0].running_var.numpy(),
                              rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_gradients_match_pytorch_autograd(imported):
+  """Training-mode gradients of every parameter and of the input equal PyTorch autograd's.
+
+  The encoder computes batch statistics, graph convolutions, strided convolutions and
+  biases with hand-written backward passes; this checks them all at once, in float64 on
+  both sides. (In float32 the two differ by up to a few percent here: training-mode batch
+  norm's backward pass cancels most of its input, and PyTorch's CPU kernels accumulate
+  those sums in float64 while XLA:CPU accumulates in float32.)
+  """
+  torch = pytest.importorskip("torch")
+  sd, variables = imported
+  torch_model = torch_stgcn(sd).double()
+  torch_model.train(True)
+  rng = np.random.default_rng(2)
+  inputs = rng.normal(size=(4, 3, 20, 25, 2))
+  inputs[1, :, :, :, 1] = 0  # an absent second person
+  weights = rng.normal(size=(4, 256))
+  x = torch.tensor(inputs, requires_grad=True)
+  (torch_model(x) * torch.tensor(weights)).sum().backward()
+  grads = {name: p.grad.numpy() for name, p in torch_model.named_parameters()
+           if p.grad is not None}  # the unused classifier has none
+  expected = dict(jax.tree_util.tree_flatten_with_path(
+      convert.stgcn_from_pytorch({**sd, **grads})["params"])[0])
+
+  model = STGCN(frest_blocks=(), dropout=0.0)
+  with jax.enable_x64(True):
+    params, stats = jax.tree.map(lambda a: np.asarray(a, np.float64), (
+        variables["params"], variables["batch_stats"]))
+
+    def loss(params, x):
+      h = model.apply({"params": params, "batch_stats": stats}, x, train=True,
+                      mutable=["batch_stats"])[0][0]
+      return (h * weights).sum()
+
+    got, got_x = jax.grad(loss, argnums=(0, 1))(params, inputs)
+  assert got_x.dtype == np.float64
+  # The adjacency is a float32 constant: agreement to ~1e-7, not float64 precision. (The
+  # biases that feed a batch norm have an exactly zero gradient: hence the absolute part.)
+  largest = max(np.abs(want).max() for want in expected.values())
+  for path, value in jax.tree_util.tree_flatten_with_path(got)[0]:
+    name, want = jax.tree_util.keystr(path), expected[path]
+    np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-8 * largest, err_msg=name)
+  np.testing.assert_allclose(got_x, x.grad.numpy(), rtol=1e-5,
+                             atol=1e-6 * np.abs(x.grad.numpy()).max())

@@ -15,6 +15,79 @@ from flax import linen as nn
 from freqjax import graph
 from freqjax.models.batch_norm import BatchNorm
 from freqjax.models.frest import FreST
+from freqjax.models.row_sums import add_bias, mean_over_middle
+
+
+class GraphConv(nn.Module):
+  """ST-GCN's graph convolution: a 1×1 conv to `K·features` channels (subset-major, as
+  PyTorch's `view(n, K, C, t, v)`), then the sum over subsets k and sending joints v of
+  `A[k, v, w]`. The parameters are those of a `Dense` (PyTorch's `gcn.conv`).
+
+  The arithmetic is reordered for speed (the same result up to float32 rounding): the
+  adjacency is contracted first, with the input (never wider than the output), by a
+  product batched over `B·T`, then one `(B·T·V, K·C_in) @ (K·C_in, features)` product does
+  the 1×1 conv and the sum over subsets. Contracting the joint axis of the `K·features`
+  wide channels-last intermediate, as PyTorch does, makes XLA:CPU transpose it, which cost
+  more than all the products.
+
+  Attributes:
+    features: output channels.
+  """
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, adjacency: jax.Array) -> jax.Array:
+    """`x (B, T, V, C_in)`, `adjacency (K, V, V)` → `(B, T, V, features)`."""
+    b, t, v, c_in = x.shape
+    k = adjacency.shape[0]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (c_in, k * self.features))
+    bias = self.param("bias", nn.initializers.zeros, (k * self.features,))
+    # Rows (w, k): each output joint's K·C_in inputs are then contiguous for the 1x1 conv.
+    gather = adjacency.transpose(2, 0, 1).reshape(v * k, v)
+    gather = jnp.broadcast_to(gather, (b * t, v * k, v))
+    mixed = jnp.einsum("nav,nvi->nai", gather, x.reshape(b * t, v, c_in))
+    kernel = kernel.reshape(c_in, k, self.features).transpose(1, 0, 2).reshape(k * c_in, -1)
+    # The 1x1 conv's bias carried through the adjacency: sum_k sum_v A[k, v, w] b[k, c].
+    bias = jnp.einsum("kvw,kc->wc", adjacency, bias.reshape(k, self.features))
+    return add_bias(mixed.reshape(b, t, v, k * c_in) @ kernel, bias)
+
+
+class TemporalConv(nn.Module):
+  """`nn.Conv(features, (kernel_size, 1))`, stride 1, 'same' zero padding over frames, on
+  `(B, T, V, C)`: the same parameters (`kernel (kernel_size, 1, C_in, features)`, `bias`),
+  with the bias gradient as a matrix product (`row_sums`). A 1×1 kernel is a matmul."""
+  features: int
+  kernel_size: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    shape = (self.kernel_size, 1, x.shape[-1], self.features)
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    if self.kernel_size == 1:
+      return add_bias(x @ kernel[0, 0], bias)
+    pad = (self.kernel_size - 1) // 2
+    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((pad, pad), (0, 0)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return add_bias(y, bias)
+
+
+def dropout(key: jax.Array, x: jax.Array, rate: float) -> jax.Array:
+  """Inverted dropout: zeroes each entry with probability `rate`, scales the rest by
+  `1 / (1 − rate)`.
+
+  Each entry draws 8 random bits when `rate` is a multiple of 1/256 (0.5 is), else 16
+  (`rate` rounded to a multiple of 2⁻¹⁶), instead of `jax.random.bernoulli`'s 32: the
+  threefry bits dominate the cost of dropout on CPU.
+  """
+  if rate >= 1.0:
+    return jnp.zeros_like(x)
+  bits = 8 if float(rate * 256).is_integer() else 16
+  per_word = 32 // bits
+  words = jax.random.bits(key, (-(-x.size // per_word),), jnp.uint32)
+  draws = jax.lax.bitcast_convert_type(words, jnp.dtype(f"uint{bits}")).reshape(-1)
+  keep = draws[:x.size].reshape(x.shape) >= round(rate * 2**bits)
+  return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
 class STGCNBlock(nn.Module):
@@ -41,31 +114,27 @@ class STGCNBlock(nn.Module):
   def __call__(self, x: jax.Array, adjacency: jax.Array, train: bool) -> jax.Array:
     """`x (B, T, V, C_in)`, `adjacency (K, V, V)` → `(B, ceil(T/stride), V, features)`."""
     bn = lambda name: BatchNorm(self.bn_momentum, axis_name=self.bn_axis_name, name=name)
+    # Strided convolutions run at stride 1 on every frame and keep frames 0, s, 2s, ...
+    # (the same outputs): XLA:CPU's gradient of a strided convolution is a dilated
+    # convolution several times slower than the stride-1 convolution it replaces.
     if not self.residual:
       residual = 0.0
     elif x.shape[-1] == self.features and self.stride == 1:
       residual = x
     else:
-      residual = nn.Conv(self.features, (1, 1), strides=(self.stride, 1),
-                         name="residual_conv")(x)
+      residual = TemporalConv(self.features, 1, name="residual_conv")(x[:, ::self.stride])
       residual = bn("residual_bn")(residual, train)
 
     if self.edge_importance:
       adjacency = adjacency * self.param("edge_importance", nn.initializers.ones,
                                          adjacency.shape)
-    k = adjacency.shape[0]
-    b, t, v, _ = x.shape
-    # Graph conv: a 1x1 conv to K·C channels (subset-major, as PyTorch's view), then the
-    # sum over subsets k and sending joints v of A[k, v, w].
-    y = nn.Dense(k * self.features, name="gcn")(x).reshape(b, t, v, k, self.features)
-    y = jnp.einsum("btvkc,kvw->btwc", y, adjacency)
+    y = GraphConv(self.features, name="gcn")(x, adjacency)
 
     y = nn.relu(bn("tcn_bn1")(y, train))
-    pad = (self.temporal_kernel - 1) // 2
-    y = nn.Conv(self.features, (self.temporal_kernel, 1), strides=(self.stride, 1),
-                padding=((pad, pad), (0, 0)), name="tcn_conv")(y)
+    y = TemporalConv(self.features, self.temporal_kernel, name="tcn_conv")(y)[:, ::self.stride]
     y = bn("tcn_bn2")(y, train)
-    y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    if train and self.dropout > 0:
+      y = dropout(self.make_rng("dropout"), y, self.dropout)
     return nn.relu(y + residual)
 
 
@@ -143,7 +212,7 @@ class STGCN(nn.Module):
                   self.frest_layer_norm, name=f"frest{i}")(x)
 
     feature_map = x.reshape(n, m, *x.shape[1:])
-    h = jnp.mean(feature_map, axis=(2, 3)).mean(axis=1)
+    h = mean_over_middle(x.reshape(n, -1, x.shape[-1]))  # over persons, frames and joints
     return h, feature_map
 
 
