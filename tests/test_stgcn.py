@@ -9,9 +9,11 @@ import os
 import jax
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from freqjax import convert, graph
 from freqjax.models import STGCN, count_params
+from freqjax.models.stgcn import GraphConv, TemporalConv
 
 SHAPES_FILE = os.path.join(os.path.dirname(__file__), "aimclr_stgcn_state_dict.txt")
 
@@ -298,3 +300,39 @@ def test_gradients_match_pytorch_autograd(imported):
     np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-8 * largest, err_msg=name)
   np.testing.assert_allclose(got_x, x.grad.numpy(), rtol=1e-5,
                              atol=1e-6 * np.abs(x.grad.numpy()).max())
+
+
+@pytest.mark.parametrize("frames,kernel_size,stride", [(25, 9, 2), (24, 9, 2), (13, 9, 1),
+                                                       (20, 5, 3), (7, 1, 2)])
+def test_temporal_conv_equals_strided_convolution(frames, kernel_size, stride):
+  """The phase-split convolution equals `nn.Conv` with strides, outputs and gradients."""
+  rng = np.random.default_rng(frames + stride)
+  x = rng.normal(size=(2, frames, 3, 4)).astype(np.float32)
+  ours = TemporalConv(5, kernel_size, stride)
+  pad = (kernel_size - 1) // 2
+  reference = nn.Conv(5, (kernel_size, 1), strides=(stride, 1), padding=((pad, pad), (0, 0)))
+  variables = ours.init(jax.random.key(0), x)
+  variables = {"params": {"kernel": variables["params"]["kernel"],
+                          "bias": rng.normal(size=5).astype(np.float32)}}
+  np.testing.assert_allclose(ours.apply(variables, x), reference.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+  assert ours.apply(variables, x).shape[1] == -(-frames // stride)
+  cotangent = rng.normal(size=ours.apply(variables, x).shape).astype(np.float32)
+  grad = lambda model: jax.grad(lambda v, x: (model.apply(v, x) * cotangent).sum(),
+                                argnums=(0, 1))(variables, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+               grad(ours), grad(reference))
+
+
+@pytest.mark.parametrize("c_in,features", [(3, 16), (64, 256)])  # dense and factored forms
+def test_graph_conv_matches_einsum_reference(c_in, features):
+  """Both arithmetic orders of the graph convolution give PyTorch's order's result."""
+  rng = np.random.default_rng(c_in)
+  x = rng.normal(size=(2, 3, 25, c_in)).astype(np.float32)
+  a = graph.adjacency("ntu-rgb+d").astype(np.float32)
+  conv = GraphConv(features)
+  params = {"kernel": rng.normal(size=(c_in, 3 * features)).astype(np.float32) / c_in,
+            "bias": rng.normal(size=3 * features).astype(np.float32)}
+  got = conv.apply({"params": params}, x, a)
+  y = (x.astype(np.float64) @ params["kernel"] + params["bias"]).reshape(2, 3, 25, 3, features)
+  np.testing.assert_allclose(got, np.einsum("btvkc,kvw->btwc", y, a), rtol=1e-4, atol=1e-4)

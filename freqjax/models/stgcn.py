@@ -18,17 +18,26 @@ from freqjax.models.frest import FreST
 from freqjax.models.row_sums import add_bias, mean_over_middle
 
 
+# Below this many weights `V·C_in × V·features`, the graph convolution runs as one dense
+# matrix product (see GraphConv): on XLA:CPU it beats the factored form up to ~32 channels.
+_DENSE_GRAPH_CONV_MAX_WEIGHTS = 800 * 800
+
+
 class GraphConv(nn.Module):
   """ST-GCN's graph convolution: a 1×1 conv to `K·features` channels (subset-major, as
   PyTorch's `view(n, K, C, t, v)`), then the sum over subsets k and sending joints v of
   `A[k, v, w]`. The parameters are those of a `Dense` (PyTorch's `gcn.conv`).
 
-  The arithmetic is reordered for speed (the same result up to float32 rounding): the
-  adjacency is contracted first, with the input (never wider than the output), by a
-  product batched over `B·T`, then one `(B·T·V, K·C_in) @ (K·C_in, features)` product does
-  the 1×1 conv and the sum over subsets. Contracting the joint axis of the `K·features`
-  wide channels-last intermediate, as PyTorch does, makes XLA:CPU transpose it, which cost
-  more than all the products.
+  The arithmetic is reordered for speed (the same result up to float32 rounding):
+  - narrow layers fold adjacency and kernel into one `(V·C_in, V·features)` matrix
+    `M[(v, i), (w, o)] = Σ_k A[k, v, w] W[i, k, o]` and do one product per frame: more
+    multiplications, but one large matrix product instead of several small ones and
+    their layout changes;
+  - wide layers contract the adjacency first, with the input (never wider than the
+    output), then one `(B·T·V, K·C_in) @ (K·C_in, features)` product does the 1×1 conv
+    and the sum over subsets. Contracting the joint axis of the `K·features`-wide
+    intermediate, as PyTorch does, makes XLA:CPU transpose it, which costs more than the
+    products.
 
   Attributes:
     features: output channels.
@@ -42,22 +51,34 @@ class GraphConv(nn.Module):
     k = adjacency.shape[0]
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (c_in, k * self.features))
     bias = self.param("bias", nn.initializers.zeros, (k * self.features,))
-    # Rows (w, k): each output joint's K·C_in inputs are then contiguous for the 1x1 conv.
-    gather = adjacency.transpose(2, 0, 1).reshape(v * k, v)
-    gather = jnp.broadcast_to(gather, (b * t, v * k, v))
-    mixed = jnp.einsum("nav,nvi->nai", gather, x.reshape(b * t, v, c_in))
-    kernel = kernel.reshape(c_in, k, self.features).transpose(1, 0, 2).reshape(k * c_in, -1)
+    kernel = kernel.reshape(c_in, k, self.features)
     # The 1x1 conv's bias carried through the adjacency: sum_k sum_v A[k, v, w] b[k, c].
     bias = jnp.einsum("kvw,kc->wc", adjacency, bias.reshape(k, self.features))
+    if (v * c_in) * (v * self.features) <= _DENSE_GRAPH_CONV_MAX_WEIGHTS:
+      dense = jnp.einsum("kvw,iko->viwo", adjacency, kernel).reshape(v * c_in, -1)
+      y = x.reshape(b * t, v * c_in) @ dense
+      return add_bias(y.reshape(b, t, v, self.features), bias)
+    # Rows (w, k): each output joint's K·C_in inputs are then contiguous for the 1x1 conv.
+    gather = adjacency.transpose(2, 0, 1).reshape(v * k, v)
+    mixed = jnp.einsum("av,nvi->nai", gather, x.reshape(b * t, v, c_in))
+    kernel = kernel.transpose(1, 0, 2).reshape(k * c_in, self.features)
     return add_bias(mixed.reshape(b, t, v, k * c_in) @ kernel, bias)
 
 
 class TemporalConv(nn.Module):
-  """`nn.Conv(features, (kernel_size, 1))`, stride 1, 'same' zero padding over frames, on
-  `(B, T, V, C)`: the same parameters (`kernel (kernel_size, 1, C_in, features)`, `bias`),
-  with the bias gradient as a matrix product (`row_sums`). A 1×1 kernel is a matmul."""
+  """`nn.Conv(features, (kernel_size, 1), strides=(stride, 1))` with 'same' zero padding
+  `(kernel_size − 1) // 2` over frames, on `(B, T, V, C)` → `(B, ceil(T / stride), V,
+  features)`: the same parameters (`kernel (kernel_size, 1, C_in, features)`, `bias`), with
+  the bias gradient as a matrix product (`row_sums`). A 1×1 kernel is a matmul.
+
+  A strided convolution is computed as the sum of `stride` stride-1 convolutions, one per
+  input phase (`x[r::stride]` with the taps that reach it): the same products as the
+  strided convolution, but XLA:CPU differentiates a strided convolution into a dilated one
+  several times slower, and computing every frame and subsampling doubles the work.
+  """
   features: int
   kernel_size: int
+  stride: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -65,10 +86,23 @@ class TemporalConv(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     if self.kernel_size == 1:
-      return add_bias(x @ kernel[0, 0], bias)
-    pad = (self.kernel_size - 1) // 2
-    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), ((pad, pad), (0, 0)),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      return add_bias(x[:, ::self.stride] @ kernel[0, 0], bias)
+    pad, s = (self.kernel_size - 1) // 2, self.stride
+    frames_out = -(-x.shape[1] // s)
+    y = 0.0
+    for phase in range(s):
+      # Output frame t reads input frame s·t + k − pad = s·(t + j) + phase for the taps
+      # k = pad + phase + s·j: a stride-1 convolution of x[phase::s] with those taps.
+      taps = [k for k in range(self.kernel_size) if (k - pad - phase) % s == 0]
+      if not taps:
+        continue
+      first = (taps[0] - pad - phase) // s  # the smallest j (≤ 0)
+      part = x[:, phase::s]
+      right = frames_out - part.shape[1] + first + len(taps) - 1
+      part = jnp.pad(part, ((0, 0), (-first, max(right, 0)), (0, 0), (0, 0)))
+      y = y + jax.lax.conv_general_dilated(
+          part, kernel[taps[0]::s], (1, 1), "VALID",
+          dimension_numbers=("NHWC", "HWIO", "NHWC"))[:, :frames_out]
     return add_bias(y, bias)
 
 
@@ -114,15 +148,12 @@ class STGCNBlock(nn.Module):
   def __call__(self, x: jax.Array, adjacency: jax.Array, train: bool) -> jax.Array:
     """`x (B, T, V, C_in)`, `adjacency (K, V, V)` → `(B, ceil(T/stride), V, features)`."""
     bn = lambda name: BatchNorm(self.bn_momentum, axis_name=self.bn_axis_name, name=name)
-    # Strided convolutions run at stride 1 on every frame and keep frames 0, s, 2s, ...
-    # (the same outputs): XLA:CPU's gradient of a strided convolution is a dilated
-    # convolution several times slower than the stride-1 convolution it replaces.
     if not self.residual:
       residual = 0.0
     elif x.shape[-1] == self.features and self.stride == 1:
       residual = x
     else:
-      residual = TemporalConv(self.features, 1, name="residual_conv")(x[:, ::self.stride])
+      residual = TemporalConv(self.features, 1, self.stride, name="residual_conv")(x)
       residual = bn("residual_bn")(residual, train)
 
     if self.edge_importance:
@@ -131,7 +162,7 @@ class STGCNBlock(nn.Module):
     y = GraphConv(self.features, name="gcn")(x, adjacency)
 
     y = nn.relu(bn("tcn_bn1")(y, train))
-    y = TemporalConv(self.features, self.temporal_kernel, name="tcn_conv")(y)[:, ::self.stride]
+    y = TemporalConv(self.features, self.temporal_kernel, self.stride, name="tcn_conv")(y)
     y = bn("tcn_bn2")(y, train)
     if train and self.dropout > 0:
       y = dropout(self.make_rng("dropout"), y, self.dropout)
