@@ -34,19 +34,17 @@ import re
 import time
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import tqdm
 
 from freqjax import checkpoint
-from freqjax.data import augment, pipeline, readers, streams
+from freqjax.data import pipeline, readers, streams
 from freqjax.data import synthetic
 from freqjax.evaluation import knn as knn_lib
-from freqjax.evaluation import linear_probe, report, subsets
+from freqjax.evaluation import finetune, linear_probe, report, subsets
 from freqjax.models import STGCN
 from freqjax.models.heads import LinearClassifier
 from freqjax.text import classes
@@ -279,76 +277,13 @@ def extract_features(encoder: STGCN, variables: dict, dataset: pipeline.Dataset,
   return features, np.asarray(dataset.labels, np.int64)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Subset:
-  """Rows `indices` of a dataset, as a dataset (the labelled part of semi-supervision)."""
-  base: pipeline.Dataset
-  indices: np.ndarray
-
-  @property
-  def labels(self) -> np.ndarray:
-    return np.asarray(self.base.labels)[self.indices]
-
-  def __len__(self) -> int:
-    return len(self.indices)
-
-  def read(self, indices: np.ndarray) -> np.ndarray:
-    return self.base.read(self.indices[np.asarray(indices)])
-
-
-@flax.struct.dataclass
-class FinetuneState:
-  """Fine-tuning state: `params = {"encoder", "fc"}`, the encoder's BatchNorm statistics."""
-  step: jax.Array
-  params: dict
-  batch_stats: dict
-  opt_state: optax.OptState
-
-
-def finetune_step(state: FinetuneState, x: jax.Array, labels: jax.Array, lr: jax.Array, *,
-                  encoder: STGCN, head: LinearClassifier, tx: optax.GradientTransformation,
-                  stream: str, rng: jax.Array, augment_views: bool, padding_ratio: int,
-                  shear_amplitude: float) -> tuple[FinetuneState, dict]:
-  """One SGD step on the encoder and the head; cross-entropy, BatchNorm in train mode.
-
-  Args:
-    state: the current state.
-    x: `(B, 3, T, V, M)` joints; augmented here (sample i with a key folded from `rng`,
-      the step and i) and then turned into `stream`.
-    labels: `(B,)` int.
-    lr: the learning rate of this epoch (PyTorch SGD: `p -= lr * v`).
-
-  Returns:
-    The new state and `{"loss", "accuracy"}` (batch means; accuracy in percent).
-  """
-  augment_key, dropout_key = jax.random.split(jax.random.fold_in(rng, state.step))
-  if augment_views:
-    keys = jax.vmap(lambda i: jax.random.fold_in(augment_key, i))(jnp.arange(x.shape[0]))
-    view = functools.partial(augment.normal_view, padding_ratio=padding_ratio,
-                             shear_amplitude=shear_amplitude)
-    x = jax.vmap(view)(keys, x)
-  x = streams.to_stream(x, stream)
-
-  def loss_fn(params):
-    (h, _), new_vars = encoder.apply(
-        {"params": params["encoder"], "batch_stats": state.batch_stats}, x, train=True,
-        rngs={"dropout": dropout_key}, mutable=["batch_stats"])
-    logits = head.apply({"params": params["fc"]}, h)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, (logits, new_vars["batch_stats"])
-
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  velocity, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = jax.tree.map(lambda p, v: p - lr * v, state.params, velocity)
-  accuracy = 100.0 * jnp.mean(jnp.argmax(logits, axis=-1) == labels)
-  return (state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                        opt_state=opt_state),
-          {"loss": loss, "accuracy": accuracy})
-
-
 def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipeline.Dataset,
               num_classes: int) -> dict[str, Any]:
-  """Fine-tunes encoder + head on a class-balanced label subset; returns the report data."""
+  """Fine-tunes encoder + head on a class-balanced label subset; returns the report data.
+
+  The training runs data-parallel on this host's devices (`freqjax.evaluation.finetune`);
+  the test pass uses the fine-tuned encoder in inference mode on one device.
+  """
   c = setup.config
   f = c.finetune
   if not 0.0 < f.label_fraction <= 1.0:
@@ -357,71 +292,29 @@ def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipe
     indices = subsets.class_balanced_subset(train.labels, f.label_fraction, c.seed)
   else:
     indices = np.arange(len(train), dtype=np.int64)
-  labelled = Subset(train, indices)
-  batch_size = min(f.batch_size, len(labelled))
-  if batch_size < f.batch_size:
-    tqdm.tqdm.write(f"finetune: {len(labelled)} labelled samples, fewer than "
-                    f"finetune.batch_size {f.batch_size}: batches of {batch_size}.")
-  steps_per_epoch = pipeline.steps_per_epoch(len(labelled), batch_size)
+  labelled = finetune.Subset(train, indices)
+  backend = c.parallel.backend if "parallel" in c else "pmap"
+  tuned = finetune.train(setup.encoder, variables, labelled, num_classes, f,
+                         stream=c.data.stream, seed=c.seed, prefetch=c.data.prefetch,
+                         backend=backend, name=setup.name)
 
-  encoder, head = setup.encoder, LinearClassifier(num_classes)
-  init_key, rng = jax.random.split(jax.random.PRNGKey(c.seed))
-  params = {"encoder": variables["params"],
-            "fc": head.init(init_key, jnp.zeros((1, encoder.hidden_dim)))["params"]}
-  # PyTorch SGD: g += wd * p; v = m * v + g; p -= lr * v.
-  tx = optax.chain(optax.add_decayed_weights(f.weight_decay),
-                   optax.trace(decay=f.momentum, nesterov=f.nesterov))
-  state = FinetuneState(step=jnp.int32(0), params=params,
-                        batch_stats=variables["batch_stats"], opt_state=tx.init(params))
-  step_fn = jax.jit(functools.partial(
-      finetune_step, encoder=encoder, head=head, tx=tx, stream=c.data.stream, rng=rng,
-      augment_views=f.augment, padding_ratio=f.padding_ratio,
-      shear_amplitude=f.shear_amplitude), donate_argnums=0)
-
-  batches = pipeline.prefetch(
-      pipeline.train_batches(labelled, batch_size, c.seed, num_devices=1, process_index=0,
-                             process_count=1), size=c.data.prefetch)
-  curve = {"epoch": [], "lr": [], "train_loss": [], "train_top1": []}
-  bar = tqdm.tqdm(total=f.epochs * steps_per_epoch, unit="step", desc=setup.name,
-                  dynamic_ncols=True)
-  start = time.perf_counter()
-  with batches:
-    for epoch in range(f.epochs):
-      lr = linear_probe.epoch_learning_rate(epoch, f.learning_rate, f.decay_epochs,
-                                            f.decay_factor)
-      metrics = []
-      for _ in range(steps_per_epoch):
-        batch = next(batches)
-        state, m = step_fn(state, batch["x"][0], batch["label"][0], jnp.float32(lr))
-        metrics.append(m)
-        bar.update(1)
-      means = {k: float(np.mean(v)) for k, v in jax.device_get(
-          jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)).items()}
-      if not math.isfinite(means["loss"]):
-        raise FloatingPointError(f"{setup.name}: the loss is {means['loss']} in epoch "
-                                 f"{epoch + 1}; lower finetune.learning_rate.")
-      for name, value in (("epoch", epoch + 1), ("lr", lr), ("train_loss", means["loss"]),
-                          ("train_top1", means["accuracy"])):
-        curve[name].append(value)
-      bar.set_postfix(epoch=epoch + 1, loss=f"{means['loss']:.3f}")
-  bar.close()
-  train_seconds = time.perf_counter() - start
-
-  tuned = {"params": state.params["encoder"], "batch_stats": state.batch_stats}
   test_features, test_labels = extract_features(
-      encoder, tuned, test, batch_size=c.features.batch_size, stream=c.data.stream,
-      prefetch=c.data.prefetch, desc="test features")
-  logits = np.asarray(jax.jit(head.apply)({"params": state.params["fc"]}, test_features))
+      setup.encoder, tuned.encoder_variables, test, batch_size=c.features.batch_size,
+      stream=c.data.stream, prefetch=c.data.prefetch, desc="test features")
+  logits = np.asarray(jax.jit(LinearClassifier(num_classes).apply)(
+      {"params": tuned.head_params}, test_features))
   extra = {
       "reported": "test accuracy after the last epoch (no model selection)",
       "label_fraction": f.label_fraction,
       "num_labelled": len(labelled),
       "num_labelled_per_class": np.bincount(labelled.labels, minlength=num_classes),
-      "batch_size": batch_size,
-      "steps_per_epoch": steps_per_epoch,
-      "num_steps": int(state.step),
-      "train_seconds": train_seconds,
-      "curve": curve,
+      "batch_size": tuned.batch_size,
+      "num_devices": tuned.num_devices,
+      "parallel_backend": tuned.backend,
+      "steps_per_epoch": tuned.steps_per_epoch,
+      "num_steps": tuned.num_steps,
+      "train_seconds": tuned.train_seconds,
+      "curve": tuned.curve,
   }
   if f.label_fraction < 1.0:
     names = getattr(train, "sample_names", None)
