@@ -18,8 +18,9 @@ Protocols, and the choices each one records:
 - `knn`: weighted cosine kNN of the test features among the training features.
 - `semi` / `finetune`: a class-balanced label subset (or the whole training split),
   encoder + new linear head trained together (BatchNorm in train mode, dropout on, the
-  normal-view augmentation), one jitted step; the last epoch's test accuracy is reported
-  (no selection). Test logits come from the fine-tuned encoder in inference mode.
+  normal-view augmentation), data-parallel over the host's devices
+  (`freqjax.evaluation.finetune`; dropout masks per device); the last epoch's test
+  accuracy is reported (no selection). Test logits come from the fine-tuned encoder in inference mode.
 
 The encoder always sees the stream it was pretrained on (`data.stream`, computed on
 device from the joints). Every test sample is counted exactly once: the last batch is
