@@ -336,3 +336,19 @@ def test_graph_conv_matches_einsum_reference(c_in, features):
   got = conv.apply({"params": params}, x, a)
   y = (x.astype(np.float64) @ params["kernel"] + params["bias"]).reshape(2, 3, 25, 3, features)
   np.testing.assert_allclose(got, np.einsum("btvkc,kvw->btwc", y, a), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [0.5, 0.3, 0.0])  # 8-bit draws, 16-bit draws, identity
+def test_dropout_drops_at_its_rate_and_keeps_the_mean(rate):
+  from freqjax.models.stgcn import dropout  # pylint: disable=import-outside-toplevel
+  x = np.full((64, 50, 25, 3), 2.0, np.float32)
+  out = np.asarray(dropout(jax.random.key(0), x, rate))
+  kept = out != 0
+  # 240,000 Bernoulli draws: the dropped fraction is within 4 standard deviations.
+  assert abs((1 - kept.mean()) - rate) < 4 * np.sqrt(rate * (1 - rate) / x.size) + 1e-12
+  np.testing.assert_allclose(out[kept], 2.0 / (1 - rate), rtol=1e-6)
+  # Different keys draw different masks; neighbouring entries are not tied together.
+  if rate > 0:
+    other = np.asarray(dropout(jax.random.key(1), x, rate)) != 0
+    assert 0.3 < (kept != other).mean() < 0.7
+    assert abs(np.mean(kept[..., 0] == kept[..., 1]) - (rate**2 + (1 - rate)**2)) < 0.01
