@@ -24,21 +24,9 @@ import numpy as np  # noqa: E402
 from configs import eval as eval_configs  # noqa: E402
 from freqjax.evaluation import finetune  # noqa: E402
 from freqjax.models import STGCN  # noqa: E402
+from array_dataset import ArrayDataset  # noqa: E402  (this script's folder is on sys.path)
 
 NUM_SAMPLES, NUM_FRAMES, NUM_CLASSES = 40, 16, 5
-
-
-class ArrayDataset:
-  """The pipeline's dataset protocol over arrays."""
-
-  def __init__(self, x, labels):
-    self.x, self.labels = x, labels
-
-  def __len__(self):
-    return len(self.labels)
-
-  def read(self, indices):
-    return self.x[np.asarray(indices)]
 
 
 def setup():

@@ -19,21 +19,9 @@ from freqjax.evaluation import finetune
 from freqjax.models import STGCN
 from freqjax.models.batch_norm import BatchNorm
 from freqjax.models.heads import LinearClassifier
+from array_dataset import ArrayDataset
 
 WORKER = os.path.join(os.path.dirname(__file__), "finetune_worker.py")
-
-
-class ArrayDataset:
-  """The pipeline's dataset protocol over arrays."""
-
-  def __init__(self, x, labels):
-    self.x, self.labels = x, labels
-
-  def __len__(self):
-    return len(self.labels)
-
-  def read(self, indices):
-    return self.x[np.asarray(indices)]
 
 
 @pytest.fixture(scope="module")
