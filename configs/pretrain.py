@@ -89,6 +89,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.parallel = ml_collections.ConfigDict()
   c.parallel.backend = "pmap"  # pmap | shard_map (jax.jit over a 1-D `data` mesh)
 
+  # kNN on fixed slices of the train (bank) and test (queries) splits, labels only watched.
+  c.monitor = ml_collections.ConfigDict()
+  c.monitor.knn_every_epochs = 10.0  # 0 turns the monitor off
+  c.monitor.knn_train_samples = 2048
+  c.monitor.knn_test_samples = 1024
+  c.monitor.knn_k = 20
+  c.monitor.knn_temperature = 0.1
+  c.monitor.knn_batch_size = 256
+
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3

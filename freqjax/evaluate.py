@@ -293,7 +293,7 @@ def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipe
     indices = subsets.class_balanced_subset(train.labels, f.label_fraction, c.seed)
   else:
     indices = np.arange(len(train), dtype=np.int64)
-  labelled = finetune.Subset(train, indices)
+  labelled = pipeline.Subset(train, indices)
   backend = c.parallel.backend if "parallel" in c else "pmap"
   tuned = finetune.train(setup.encoder, variables, labelled, num_classes, f,
                          stream=c.data.stream, seed=c.seed, prefetch=c.data.prefetch,

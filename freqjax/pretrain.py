@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from freqjax import checkpoint, optim
+from freqjax import checkpoint, knn_monitor, optim
 from freqjax.data import pipeline, readers
 from freqjax.metric_writer import MetricWriter
 from freqjax.text import table as text_table
@@ -107,6 +107,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                              start_step=start_step, num_devices=dp.num_local_devices,
                              extra_fn=extra_fn),
       size=config.data.prefetch, put=dp.put_batch)
+  monitor_every = round(config.monitor.knn_every_epochs * steps_per_epoch)
+  monitor = (knn_monitor.KnnMonitor(config, dataset) if monitor_every > 0 and is_main
+             else None)
+  encoder = build_networks(config, bn_axis_name=None).encoder
   writer = MetricWriter(workdir, enabled=is_main)
   bar = tqdm.tqdm(total=total_steps, initial=start_step, disable=not is_main, unit="step",
                   dynamic_ncols=True, desc="pretrain")
@@ -117,7 +121,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       pending.append(metrics)
       done = step + 1
       save_now = done % config.checkpoint_every_steps == 0 or done == total_steps
-      if save_now or done % config.log_every_steps == 0:
+      monitor_now = monitor is not None and done % monitor_every == 0
+      if save_now or monitor_now or done % config.log_every_steps == 0:
         summary, bad_step = _summarise(pending, pending_from)
         if bad_step is not None:
           raise FloatingPointError(
@@ -127,10 +132,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         summary["samples_per_second"] = (
             (done - timer[1]) * config.optim.batch_size / (now - timer[0]))
         summary["epoch"] = done / steps_per_epoch
+        if monitor_now:
+          query = dp.get_state(state)
+          summary |= monitor(encoder, {"params": query.params["encoder"],
+                                       "batch_stats": query.batch_stats})
         writer.write(done, summary)
         bar.set_postfix(loss=f"{summary['loss']:.3f}",
                         samples_s=f"{summary['samples_per_second']:.1f}")
-        pending, pending_from, timer = [], done, (now, done)
+        # The monitor's time is not training time: the next interval starts after it.
+        pending, pending_from, timer = [], done, (time.perf_counter(), done)
       if save_now:
         checkpoint.save(mngr, done, dp.get_state(state),
                         {"step": done, "epoch": done / steps_per_epoch,

@@ -157,3 +157,32 @@ def test_pretraining_learns_against_an_untrained_control(larger_data, tmp_path):
   assert abs(mean(control, "loss/instance") - chance) < 0.1
   assert mean(trained, "loss/instance") < mean(control, "loss/instance") - 0.1
   assert mean(trained, "accuracy") > mean(control, "accuracy")
+
+
+@pytest.mark.slow
+def test_knn_monitor_logs_the_accuracy_of_the_saved_encoder(tiny_data, tmp_path):
+  """The monitor's number is kNN of the query encoder at that step on its fixed slices."""
+  from freqjax import evaluate, knn_monitor  # pylint: disable=import-outside-toplevel
+  from freqjax.evaluation import knn  # pylint: disable=import-outside-toplevel
+  config = tiny_config(tiny_data, optim__epochs=2.0, monitor__knn_every_epochs=1.0,
+                       monitor__knn_train_samples=40, monitor__knn_test_samples=30,
+                       monitor__knn_k=5, optim__base_lr=1.0)
+  config.log_every_steps = 3
+  state = pretrain.train_and_evaluate(config, str(tmp_path / "run"))
+  metrics = read_metrics(tmp_path / "run")
+  train_size = len(readers.load_dataset("aimclr", config.data.path, "train"))
+  steps_per_epoch = train_size // 8
+  logged = [m for m in metrics if "monitor/knn_top1" in m]
+  assert [m["step"] for m in logged] == [steps_per_epoch, 2 * steps_per_epoch]
+  assert all("loss" in m for m in logged)  # one line per step, with the losses
+
+  monitor = knn_monitor.KnnMonitor(config, pretrain.load_training_data(config)[0])
+  assert len(monitor.bank) == 40 and len(monitor.queries) == 30
+  encoder = pretrain.build_networks(config, None).encoder
+  variables = {"params": state.params["encoder"], "batch_stats": state.batch_stats}
+  embed = lambda d: evaluate.extract_features(encoder, variables, d, batch_size=16,
+                                              stream="joint")
+  (bank_x, bank_y), (query_x, query_y) = embed(monitor.bank), embed(monitor.queries)
+  expected = knn.knn_evaluate(bank_x, bank_y, query_x, query_y, num_classes=14, k=5,
+                              temperature=0.1)["test_top1"]
+  assert logged[-1]["monitor/knn_top1"] == pytest.approx(expected)

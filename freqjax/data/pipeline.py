@@ -18,6 +18,7 @@ Batches are dicts of numpy arrays:
 `prefetch` moves batches to the device(s) in a background thread so host work overlaps
 with the train step.
 """
+import dataclasses
 import itertools
 import queue
 import threading
@@ -39,6 +40,23 @@ class Dataset(Protocol):
   def __len__(self) -> int: ...
 
   def read(self, indices: np.ndarray) -> np.ndarray: ...
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Subset:
+  """Rows `indices` of a dataset, as a dataset (a label subset, a monitoring slice)."""
+  base: Dataset
+  indices: np.ndarray
+
+  @property
+  def labels(self) -> np.ndarray:
+    return np.asarray(self.base.labels)[self.indices]
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def read(self, indices: np.ndarray) -> np.ndarray:
+    return self.base.read(self.indices[np.asarray(indices)])
 
 
 def steps_per_epoch(num_samples: int, global_batch_size: int) -> int:

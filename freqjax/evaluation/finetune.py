@@ -39,23 +39,6 @@ from freqjax.models.heads import LinearClassifier
 from freqjax.train_step import AXIS, DataParallel
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Subset:
-  """Rows `indices` of a dataset, as a dataset (the labelled part of semi-supervision)."""
-  base: pipeline.Dataset
-  indices: np.ndarray
-
-  @property
-  def labels(self) -> np.ndarray:
-    return np.asarray(self.base.labels)[self.indices]
-
-  def __len__(self) -> int:
-    return len(self.indices)
-
-  def read(self, indices: np.ndarray) -> np.ndarray:
-    return self.base.read(self.indices[np.asarray(indices)])
-
-
 @flax.struct.dataclass
 class FinetuneState:
   """Fine-tuning state, replicated on every device.
