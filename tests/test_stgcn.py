@@ -261,18 +261,19 @@ def test_gradients_match_pytorch_autograd(imported):
 
   The encoder computes batch statistics, graph convolutions, strided convolutions and
   biases with hand-written backward passes; this checks them all at once, in float64 on
-  both sides. (In float32 the two differ by up to a few percent here: training-mode batch
-  norm's backward pass cancels most of its input, and PyTorch's CPU kernels accumulate
-  those sums in float64 while XLA:CPU accumulates in float32.)
+  both sides. (In float32 some gradients differ by up to a few percent: the gradient of a
+  ReLU network jumps where an activation crosses zero, and float32 rounding of the
+  forward pass, ~1e-6 relative here, moves a few activations across; perturbing the
+  input by 1e-6 moves PyTorch's float64 gradients by ~0.4 % as well.)
   """
   torch = pytest.importorskip("torch")
   sd, variables = imported
   torch_model = torch_stgcn(sd).double()
   torch_model.train(True)
   rng = np.random.default_rng(2)
-  inputs = rng.normal(size=(4, 3, 20, 25, 2))
+  inputs = rng.normal(size=(3, 3, 12, 25, 2))
   inputs[1, :, :, :, 1] = 0  # an absent second person
-  weights = rng.normal(size=(4, 256))
+  weights = rng.normal(size=(3, 256))
   x = torch.tensor(inputs, requires_grad=True)
   (torch_model(x) * torch.tensor(weights)).sum().backward()
   grads = {name: p.grad.numpy() for name, p in torch_model.named_parameters()

@@ -7,6 +7,11 @@ batch 128, 100 epochs, lr ×0.1 after epoch 80 (AimCLR's `lr = base·0.1^(epoch 
 with 1-based epochs: epochs 1-80 at 3.0, 81-100 at 0.3). `fc` starts as N(0, 0.02²)
 weights and zero bias, as AimCLR's `weights_init` leaves it.
 
+The recipe is not invariant to the scale of the features: at a fixed lr, an encoder with
+larger features gets a larger effective step. `standardize` (off in the recipe) makes
+every feature dimension zero-mean and unit-variance on the training features first, so
+encoders of different feature scales can be compared with the same probe.
+
 Differences from the PyTorch code, on purpose: every training sample is seen exactly once
 per epoch (PyTorch drops the last incomplete batch; here it is padded and masked, its
 loss averaged over its real samples only), and the epoch to report is chosen on a minival
@@ -110,6 +115,19 @@ def _l2_normalize(x: jax.Array) -> jax.Array:
   return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def standardization(train_features) -> tuple[np.ndarray, np.ndarray]:
+  """`(mean, inverse_std)`, both `(D,)` float32, of `(N, D)` training features.
+
+  A dimension that is constant on the training features gets `inverse_std = 0`: it carries
+  no information a probe could learn, so it is zeroed everywhere instead of letting the
+  test features' deviations from the constant through.
+  """
+  x = np.asarray(train_features, np.float64)
+  mean, std = x.mean(axis=0), x.std(axis=0)
+  inverse = np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)
+  return mean.astype(np.float32), inverse.astype(np.float32)
+
+
 def _check_split(name: str, features, labels, num_classes: int, dim: int | None) -> None:
   features = np.asarray(features)
   if features.ndim != 2 or features.shape[0] == 0:
@@ -141,6 +159,7 @@ def train_linear_probe(
     decay_epochs: Sequence[int] = (80,),
     decay_factor: float = 0.1,
     l2_normalize: bool = False,
+    standardize: bool = False,
     seed: int = 0,
     log_fn: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
@@ -158,6 +177,9 @@ def train_linear_probe(
     decay_epochs, decay_factor: the lr is multiplied by `decay_factor` after each epoch
       listed (1-based epochs: `(80,)` decays from epoch 81 on).
     l2_normalize: L2-normalise every feature vector first (off in SkeletonCLR's recipe).
+    standardize: subtract the mean and divide by the standard deviation of each feature
+      dimension, both computed on `train_features` only (see `standardization`), then
+      apply the same to minival and test (off in the recipe; not with `l2_normalize`).
     seed: initialisation and shuffling.
     log_fn: called after each epoch with that epoch's row of the curve.
 
@@ -188,7 +210,13 @@ def train_linear_probe(
   if epochs < 1 or batch_size < 1:
     raise ValueError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}.")
 
-  prepare = _l2_normalize if l2_normalize else (lambda x: x)
+  if l2_normalize and standardize:
+    raise ValueError("l2_normalize and standardize are alternatives: set at most one.")
+  if standardize:
+    mean, inverse_std = standardization(train_features)
+    prepare = lambda x: (x - mean) * inverse_std
+  else:
+    prepare = _l2_normalize if l2_normalize else (lambda x: x)
   x_train = prepare(jnp.asarray(train_features, jnp.float32))
   y_train = jnp.asarray(train_labels, jnp.int32)
   x_test = prepare(jnp.asarray(test_features, jnp.float32))
