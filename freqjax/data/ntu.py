@@ -29,7 +29,7 @@ import re
 
 import numpy as np
 
-from freqjax.data.errors import DataFormatError
+from freqjax.data.errors import DataFormatError, first_bad_row
 
 NUM_JOINTS = 25
 MAX_BODIES = 2
@@ -167,19 +167,10 @@ def _line_floats(lines: list[str], starts: list[int], count: int, values: int, p
       return array.reshape(len(starts), count, values)
   except ValueError:
     pass
-  # Slow path, only to name the offending line.
-  for start in starts:
-    for index in range(start, start + count):
-      tokens = lines[index].split()
-      if len(tokens) != values:
-        raise DataFormatError(path, f"line {index + 1}: expected {values} values "
-                              f"({what}), got {len(tokens)}")
-      for token in tokens:
-        try:
-          float(token)
-        except ValueError:
-          raise DataFormatError(path, f"line {index + 1}: non-numeric value "
-                                f"{token[:40]!r} ({what})") from None
+  bad = first_bad_row(((index + 1, lines[index]) for start in starts
+                       for index in range(start, start + count)), values, what)
+  if bad is not None:
+    raise DataFormatError(path, f"line {bad[0]}: {bad[1]}")
   raise DataFormatError(path, f"{what}: unparseable numbers")
 
 

@@ -30,7 +30,7 @@ import re
 
 import numpy as np
 
-from freqjax.data.errors import DataFormatError
+from freqjax.data.errors import DataFormatError, first_bad_row
 
 NUM_CLASSES = 51
 NUM_JOINTS = 25
@@ -179,18 +179,11 @@ def read_sequence(path: str | os.PathLike) -> np.ndarray:
   except ValueError:
     ok = False
   if not ok:
-    # Slow path, only to name the offending line (numbered among non-blank lines).
-    for number, line in enumerate(lines, start=1):
-      tokens = line.split()
-      if len(tokens) != VALUES_PER_FRAME:
-        raise DataFormatError(path, f"frame {number}: expected {VALUES_PER_FRAME} values "
-                              f"(2 persons x 25 joints x xyz), got {len(tokens)}")
-      for token in tokens:
-        try:
-          float(token)
-        except ValueError:
-          raise DataFormatError(path, f"frame {number}: non-numeric value "
-                                f"{token[:40]!r}") from None
+    # Frames are numbered among the non-blank lines.
+    bad = first_bad_row(enumerate(lines, start=1), VALUES_PER_FRAME,
+                        "2 persons x 25 joints x xyz")
+    if bad is not None:
+      raise DataFormatError(path, f"frame {bad[0]}: {bad[1]}")
     raise DataFormatError(path, "unparseable numbers")
   finite = np.isfinite(values).all(axis=1)
   if not finite.all():
