@@ -55,6 +55,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.frest_layer_norm = config_dict.placeholder(bool)
 
   # Frozen-encoder feature extraction (linear, knn, transfer, and the fine-tuned test pass).
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.backend = "pmap"  # fine-tuning: pmap | shard_map (jax.jit over a `data` mesh)
+
   c.features = ml_collections.ConfigDict()
   c.features.batch_size = 256
 
@@ -70,6 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.linear.decay_epochs = (80,)
   c.linear.decay_factor = 0.1
   c.linear.l2_normalize = False
+  # Not the recipe: standardise each feature dimension with the training split's mean and
+  # standard deviation, so the probe does not favour the encoder with larger features.
+  c.linear.standardize = False
   c.linear.minival_size = 0.05
 
   c.knn = ml_collections.ConfigDict()

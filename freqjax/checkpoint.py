@@ -45,7 +45,7 @@ def restore_latest(mngr: ocp.CheckpointManager, target):
   return restored.state, restored.meta
 
 
-def load_encoder_variables(source: str, model) -> tuple[dict, str]:
+def load_encoder_variables(source: str, model) -> tuple[dict, int | None, str]:
   """Encoder `{"params", "batch_stats"}` from a freqjax workdir or a PyTorch checkpoint.
 
   Args:
@@ -55,7 +55,9 @@ def load_encoder_variables(source: str, model) -> tuple[dict, str]:
       then missing and the caller keeps its own).
 
   Returns:
-    The variables (numpy) and a one-line description of where they came from.
+    `(variables, step, description)`: the variables (numpy), the pretraining step of the
+    checkpoint (None for a PyTorch file, which does not record one) and a one-line
+    description of where they came from.
   """
   if os.path.isdir(source):
     directory = os.path.join(source, CHECKPOINT_DIR)
@@ -69,10 +71,10 @@ def load_encoder_variables(source: str, model) -> tuple[dict, str]:
     state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     state = state.state
     variables = {"params": state["params"]["encoder"], "batch_stats": state["batch_stats"]}
-    return jax.tree.map(np.asarray, variables), f"{source} (step {step})"
+    return jax.tree.map(np.asarray, variables), int(step), f"{source} (step {step})"
   state_dict = convert.load_state_dict(source)
   plain = model.clone(frest_blocks=())
-  return convert.stgcn_from_pytorch(state_dict, plain, source=source), source
+  return convert.stgcn_from_pytorch(state_dict, plain, source=source), None, source
 
 
 def merge_variables(target: dict, source: dict, where: str) -> dict:

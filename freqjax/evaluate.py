@@ -31,7 +31,6 @@ import functools
 import json
 import math
 import os
-import re
 import time
 from typing import Any
 
@@ -211,16 +210,15 @@ def load_encoder(setup: Setup, sample_x: np.ndarray) -> tuple[dict, int | None, 
     variables = jax.jit(functools.partial(encoder.init, train=False))(key, x)
     return dict(variables), None, f"random initialisation (seed {setup.config.seed})"
   expected = jax.eval_shape(functools.partial(encoder.init, train=False), key, x)
-  variables, where = checkpoint.load_encoder_variables(setup.source, encoder)
+  variables, step, where = checkpoint.load_encoder_variables(setup.source, encoder)
   hint = ("Set the model.* fields to those of the pretraining run." if setup.pretrain_config
           is None else f"Do not override model.* fields of {setup.pretrain_config_path}.")
   if not os.path.isdir(setup.source) and encoder.frest_blocks:
     hint = ("A PyTorch ST-GCN checkpoint has no FreST weights: evaluate it with "
             "--config.model.frest_blocks='()'.")
   _check_structure(expected, variables, where, hint)
-  step = re.search(r"\(step (\d+)\)$", where)
   variables = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), variables)
-  return variables, (int(step.group(1)) if step else None), where
+  return variables, step, where
 
 
 @functools.lru_cache(maxsize=8)
@@ -294,7 +292,7 @@ def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipe
   else:
     indices = np.arange(len(train), dtype=np.int64)
   labelled = pipeline.Subset(train, indices)
-  backend = c.parallel.backend if "parallel" in c else "pmap"
+  backend = c.parallel.backend
   tuned = finetune.train(setup.encoder, variables, labelled, num_classes, f,
                          stream=c.data.stream, seed=c.seed, prefetch=c.data.prefetch,
                          backend=backend, name=setup.name)
@@ -337,11 +335,15 @@ def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> dic
   probe = dict(num_classes=num_classes, epochs=lin.epochs, batch_size=lin.batch_size,
                learning_rate=lin.learning_rate, momentum=lin.momentum,
                weight_decay=lin.weight_decay, decay_epochs=tuple(lin.decay_epochs),
-               decay_factor=lin.decay_factor, l2_normalize=lin.l2_normalize, seed=c.seed)
+               decay_factor=lin.decay_factor, l2_normalize=lin.l2_normalize,
+               standardize=lin.standardize, seed=c.seed)
   full = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y, **probe)
   extra = {
       "reported": ("test top-1/top-5 after the last epoch of a probe trained on the whole "
-                   "training split (the SkeletonCLR/AimCLR recipe)"),
+                   "training split (the SkeletonCLR/AimCLR recipe)"
+                   + (", on features standardised with the training split's mean and "
+                      "standard deviation (not the recipe: scale-invariant)"
+                      if lin.standardize else "")),
       "test_top1_last_epoch": full["test_top1"],
       "test_top5_last_epoch": full["test_top5"],
       "best_test_top1_over_epochs": full["best_test_top1_over_epochs"],

@@ -47,7 +47,7 @@ def _initial_state(config, tx, dataset, extra_fn) -> TrainState:
   # One compiled program instead of hundreds of eagerly dispatched ops.
   state = jax.jit(functools.partial(create_train_state, config, nets, tx))(sample_x, words)
   if config.init_from:
-    variables, where = checkpoint.load_encoder_variables(config.init_from, nets.encoder)
+    variables, _, where = checkpoint.load_encoder_variables(config.init_from, nets.encoder)
     encoder = checkpoint.merge_variables(
         {"params": state.params["encoder"], "batch_stats": state.batch_stats}, variables, where)
     params = dict(state.params, encoder=encoder["params"])

@@ -24,9 +24,9 @@ def test_summary_table_states_both_encoders_chance_and_margins():
              "chance": 100 / 14, "seconds": {"data": 1.0, "pretrain": 100.0}}
   text = demo.format_summary(outcome, 200.0)
   assert "checkpoint step 48" in text
-  assert "  linear         60.00 %      50.00 %   7.14 %            +10.00 pts" in text
-  assert "  knn            70.00 %      80.00 %   7.14 %            -10.00 pts" in text
-  assert "mean feature norm 2.50 (pretrained) vs 0.20 (random-init)" in text
+  assert "  linear           60.00 %      50.00 %   7.14 %            +10.00 pts" in text
+  assert "  knn              70.00 %      80.00 %   7.14 %            -10.00 pts" in text
+  assert "Mean feature norm 2.50 (pretrained) vs 0.20 (random-init)" in text
   assert "weighted cosine kNN (k=20)" in text
   assert ("Reports in runs/demo/eval/: linear, knn, linear_random_init, knn_random_init"
           in text)

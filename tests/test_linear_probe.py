@@ -111,6 +111,28 @@ def test_l2_normalize_makes_the_probe_invariant_to_feature_scale():
   np.testing.assert_allclose(a["test_logits"], b["test_logits"], rtol=1e-4, atol=1e-5)
 
 
+def test_standardize_makes_the_probe_invariant_to_per_dimension_scale_and_shift():
+  """Standardised with the TRAIN split's statistics: rescaling and shifting each feature
+  dimension (both splits alike) leaves the probe unchanged; a constant dimension is zeroed."""
+  rng = np.random.default_rng(4)
+  x, y = _clusters(rng, num_classes=3, per_class=20, dim=6, spread=1.0)
+  x[:, 5] = 7.0  # constant on train
+  test = x + rng.normal(0, 0.1, size=x.shape).astype(np.float32)
+  scale = rng.uniform(0.01, 100.0, size=(1, 6)).astype(np.float32)
+  shift = rng.normal(0, 50.0, size=(1, 6)).astype(np.float32)
+  kwargs = dict(num_classes=3, epochs=3, batch_size=16, standardize=True)
+  a = linear_probe.train_linear_probe(x, y, test, y, **kwargs)
+  b = linear_probe.train_linear_probe(x * scale + shift, y, test * scale + shift, y, **kwargs)
+  np.testing.assert_allclose(a["test_logits"], b["test_logits"], rtol=1e-3, atol=1e-3)
+  mean, inverse_std = linear_probe.standardization(x)
+  np.testing.assert_allclose(mean, x.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(inverse_std[:5], 1 / x[:, :5].std(0), rtol=1e-4)
+  assert inverse_std[5] == 0.0
+  with pytest.raises(ValueError, match="alternatives"):
+    linear_probe.train_linear_probe(x, y, x, y, num_classes=3, standardize=True,
+                                    l2_normalize=True)
+
+
 def test_learning_rate_decays_from_epoch_81_as_in_aimclr():
   # AimCLR: lr = base * 0.1 ** (epoch > 80) with 1-based epochs; ours are 0-based.
   lrs = [linear_probe.epoch_learning_rate(e, 3.0, (80,), 0.1) for e in range(100)]
@@ -130,3 +152,51 @@ def test_bad_inputs_give_one_clear_error():
     linear_probe.train_linear_probe(x, y, x, y, num_classes=2, epochs=1, minival_features=x)
   with pytest.raises(FloatingPointError, match="diverged"):
     linear_probe.train_linear_probe(x + 1e30, y, x, y, num_classes=2, epochs=3)
+
+
+def test_standardize_equals_a_probe_on_numpy_standardised_features():
+  rng = np.random.default_rng(4)
+  x, y = _clusters(rng, num_classes=3, per_class=20, dim=6, spread=1.0)
+  x_test, y_test = _clusters(rng, num_classes=3, per_class=7, dim=6, spread=1.0)
+  # Very different scales and offsets per dimension, and one dimension constant on train.
+  x = x * np.array([100.0, 0.01, 1.0, 5.0, 3.0, 1.0], np.float32) + 7.0
+  x_test = x_test * np.array([100.0, 0.01, 1.0, 5.0, 3.0, 1.0], np.float32) + 7.0
+  x[:, 5], x_test[:, 5] = 2.0, rng.normal(size=len(x_test))
+  mean, inverse_std = linear_probe.standardization(x)
+  reference_mean = x.astype(np.float64).mean(0)
+  reference_std = x.astype(np.float64).std(0)
+  np.testing.assert_allclose(mean, reference_mean, rtol=1e-6)
+  np.testing.assert_allclose(inverse_std[:5], 1.0 / reference_std[:5], rtol=1e-5)
+  assert inverse_std[5] == 0.0  # constant on train: zeroed, test deviations included
+
+  kwargs = dict(num_classes=3, epochs=3, batch_size=16, seed=2)
+  ours = linear_probe.train_linear_probe(x, y, x_test, y_test, standardize=True, **kwargs)
+  scaled = [((a - reference_mean) / np.where(reference_std > 0, reference_std, np.inf))
+            .astype(np.float32) for a in (x, x_test)]
+  reference = linear_probe.train_linear_probe(*scaled[:1], y, scaled[1], y_test, **kwargs)
+  np.testing.assert_allclose(ours["test_logits"], reference["test_logits"], rtol=1e-4,
+                             atol=1e-5)
+  # Test features are standardised with the TRAIN statistics: shifting only the test
+  # split moves its logits (re-standardising test on itself would undo the shift).
+  shifted = linear_probe.train_linear_probe(x, y, x_test + 3.0, y_test, standardize=True,
+                                            **kwargs)
+  assert not np.allclose(shifted["test_logits"], ours["test_logits"], atol=1e-3)
+
+
+def test_standardize_makes_the_probe_invariant_to_per_dimension_affine_maps():
+  rng = np.random.default_rng(5)
+  x, y = _clusters(rng, num_classes=3, per_class=20, dim=6, spread=1.0)
+  scale = rng.uniform(0.01, 100.0, size=6).astype(np.float32)
+  shift = rng.normal(0.0, 50.0, size=6).astype(np.float32)
+  kwargs = dict(num_classes=3, epochs=3, batch_size=16, standardize=True)
+  a = linear_probe.train_linear_probe(x, y, x, y, **kwargs)
+  b = linear_probe.train_linear_probe(x * scale + shift, y, x * scale + shift, y, **kwargs)
+  np.testing.assert_allclose(a["test_logits"], b["test_logits"], rtol=1e-3, atol=1e-3)
+  # The recipe's probe is not: the same map changes what it learns.
+  plain = dict(kwargs, standardize=False, learning_rate=0.01)
+  c = linear_probe.train_linear_probe(x, y, x, y, **plain)
+  d = linear_probe.train_linear_probe(x * scale + shift, y, x * scale + shift, y, **plain)
+  assert not np.allclose(np.argmax(c["test_logits"], 1), np.argmax(d["test_logits"], 1))
+  with pytest.raises(ValueError, match="l2_normalize and standardize"):
+    linear_probe.train_linear_probe(x, y, x, y, num_classes=3, epochs=1, l2_normalize=True,
+                                    standardize=True)

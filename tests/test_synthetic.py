@@ -259,3 +259,76 @@ def test_written_files_are_preprocessed_like_ntu(tmp_path):
   # Centred on joint 21 and resized: no zero padding left, the centre joint at the origin.
   np.testing.assert_allclose(xs[:, :, :, 20, 0], 0.0, atol=1e-6)
   assert np.all(np.any(xs[:, :, :, :, 0] != 0, axis=(1, 3)))
+
+
+def angles_of(rotations):
+  """(elevation, roll) in degrees of `R_z(roll) @ R_x(elevation)` matrices `(N, 3, 3)`."""
+  return (np.degrees(np.arctan2(rotations[:, 2, 1], rotations[:, 2, 2])),
+          np.degrees(np.arctan2(rotations[:, 1, 0], rotations[:, 0, 0])))
+
+
+def test_view_rotations_are_uniform_within_the_bounds():
+  r = synthetic.view_rotations(4000, seed=2, elevation_degrees=30.0, roll_degrees=10.0)
+  np.testing.assert_allclose(r @ r.transpose(0, 2, 1), np.broadcast_to(np.eye(3), r.shape),
+                             atol=1e-12)
+  # The documented form: no turn about the vertical (r[2, 0] = 0 for R_z @ R_x).
+  np.testing.assert_allclose(r[:, 2, 0], 0.0, atol=1e-12)
+  elevation, roll = angles_of(r)
+  for angle, bound in ((elevation, 30.0), (roll, 10.0)):
+    assert np.abs(angle).max() <= bound and np.abs(angle).max() > 0.99 * bound
+    # Uniform on [-b, b]: mean 0, mean |angle| = b / 2 (4000 draws: ~1.5 % std error).
+    assert abs(angle.mean()) < 0.05 * bound and abs(np.abs(angle).mean() - bound / 2) < 0.05 * bound
+  off = synthetic.view_rotations(5, seed=2, elevation_degrees=0.0, roll_degrees=0.0)
+  np.testing.assert_array_equal(off, np.broadcast_to(np.eye(3), off.shape))
+
+
+def test_elevation_and_roll_turn_each_sample_rigidly_and_change_nothing_else():
+  kwargs = dict(num_frames=20, num_performers=4, noise_std=0.0)
+  x, labels, names = synthetic.generate(42, seed=4, **kwargs)
+  xr, labels_r, names_r = synthetic.generate(42, seed=4, elevation_degrees=30.0,
+                                             roll_degrees=20.0, **kwargs)
+  np.testing.assert_array_equal(labels, labels_r)
+  assert names == names_r
+  np.testing.assert_array_equal(x == 0, xr == 0)  # the same padding and absent persons
+  extra = synthetic.view_rotations(42, seed=4, elevation_degrees=30.0, roll_degrees=20.0)
+  valid = valid_frames(x)
+  for i in range(len(x)):
+    # Each frame is moved rigidly, by one rotation for the whole sample: fit it (Kabsch)
+    # on the frames' joints centred per frame.
+    a = x[i, :, valid[i]].transpose(0, 3, 2, 1).reshape(-1, 25, 3).astype(np.float64)
+    b = xr[i, :, valid[i]].transpose(0, 3, 2, 1).reshape(-1, 25, 3).astype(np.float64)
+    present = np.any(a != 0, axis=(1, 2))
+    a = (a - a.mean(1, keepdims=True))[present].reshape(-1, 3)
+    b = (b - b.mean(1, keepdims=True))[present].reshape(-1, 3)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    rotation = (u @ vt).T  # b ≈ a @ rotation.T
+    assert np.linalg.det(rotation) > 0
+    assert np.abs(a @ rotation.T - b).max() < 1e-5, i
+    # The camera's own small tilt conjugates the extra rotation: same rotation angle.
+    assert np.trace(rotation) == pytest.approx(np.trace(extra[i]), abs=1e-5)
+  assert np.mean(np.abs(x - xr)) > 0.05  # metres: the views do differ
+
+
+def test_written_manifest_and_cli_record_the_view_variation(tmp_path):
+  manifest = synthetic.write_dataset(str(tmp_path / "a"), num_samples=28, seed=1,
+                                     num_frames=12, preprocess=False, elevation_degrees=15.0,
+                                     roll_degrees=5.0)
+  assert manifest["elevation_degrees"] == 15.0 and manifest["roll_degrees"] == 5.0
+  x, _, names = synthetic.generate(28, seed=1, num_frames=12, elevation_degrees=15.0,
+                                   roll_degrees=5.0)
+  row = {s: i for i, s in enumerate(names)}
+  xs, split_names, _ = load_split(tmp_path / "a", "train")
+  np.testing.assert_array_equal(xs, x[[row[s] for s in split_names]])
+  synthetic.main(["--out", str(tmp_path / "b"), "--num-samples", "28", "--num-frames", "12",
+                  "--seed", "1", "--raw", "--elevation-degrees", "15", "--roll-degrees", "5"])
+  np.testing.assert_array_equal(load_split(tmp_path / "b", "train")[0], xs)
+  default = synthetic.write_dataset(str(tmp_path / "c"), num_samples=14, num_frames=12)
+  assert default["elevation_degrees"] == 0.0 == default["roll_degrees"]
+
+
+@pytest.mark.parametrize("field,value", [("elevation_degrees", -1.0),
+                                         ("roll_degrees", 91.0),
+                                         ("elevation_degrees", float("nan"))])
+def test_bad_view_variation_is_one_clear_error(field, value):
+  with pytest.raises(ValueError, match=rf"{field} must be in \[0, 90\] degrees"):
+    synthetic.generate(14, seed=0, num_frames=12, **{field: value})

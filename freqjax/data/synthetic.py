@@ -21,6 +21,9 @@ How a sample is made:
    about y: view 1 frontal, 2 and 3 at +-45 degrees, plus jitter), camera height and tilt,
    slow body sway, then Gaussian sensor noise (larger on hand tips and thumbs) and, in
    about a quarter of the samples, a limb that jumps off for a few frames (tracking loss).
+   Optionally (`elevation_degrees`, `roll_degrees`, off by default) each sample is also
+   seen from a camera raised or lowered and rolled by a random angle: a harder variant in
+   which orientation, not only the action, moves every coordinate.
 6. Idle frames before and after the action; the valid length varies (60-100 % of T) and
    the rest is zero-padded. An absent second person is all zeros.
 
@@ -814,9 +817,29 @@ def _partners(rng, performer, num_performers):
   return out
 
 
+def _check_angle(name: str, value: float) -> None:
+  if not 0.0 <= value <= 90.0:
+    raise ValueError(f"synthetic data: {name} must be in [0, 90] degrees, got {value!r}.")
+
+
+def view_rotations(num_samples: int, seed: int, elevation_degrees: float,
+                   roll_degrees: float) -> np.ndarray:
+  """`(N, 3, 3)` extra camera rotations of the harder variant: `R_z(roll) @ R_x(elevation)`.
+
+  The elevation (about the camera's x axis: the subject seen from above or below) and the
+  roll (about its optical axis) are uniform in `±elevation_degrees` and `±roll_degrees`,
+  drawn from their own generator (`seed`, stream 1), so turning them on changes how each
+  sample is seen and nothing else about it.
+  """
+  rng = np.random.default_rng([seed, 1])
+  elevation = np.radians(rng.uniform(-elevation_degrees, elevation_degrees, num_samples))
+  roll = np.radians(rng.uniform(-roll_degrees, roll_degrees, num_samples))
+  return _euler(np.stack([elevation, np.zeros(num_samples), roll], -1))
+
+
 def generate(num_samples: int, seed: int, num_frames: int = 50, num_performers: int = 20,
-             num_views: int = 3, *, noise_std: float = 0.005
-             ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+             num_views: int = 3, *, noise_std: float = 0.005, elevation_degrees: float = 0.0,
+             roll_degrees: float = 0.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
   """Generates synthetic skeleton action samples.
 
   Args:
@@ -826,6 +849,10 @@ def generate(num_samples: int, seed: int, num_frames: int = 50, num_performers: 
     num_performers: performers 1..P, each with a fixed body and style.
     num_views: cameras 1..V (view 1 frontal, 2 at +45 deg, 3 at -45 deg, ...).
     noise_std: sensor noise in metres (hand tips and thumbs get 2.5x).
+    elevation_degrees, roll_degrees: the harder variant's camera elevation and roll, each
+      uniform in `±` this many degrees per sample (`view_rotations`), applied about the
+      subject after the view's turn about the vertical. 0 (default): none, and the output
+      is exactly that of the generator without these options.
   Returns:
     x: float32 `(N, 3, T, 25, 2)` (batch, xyz in metres in camera space, frames, joints in
       NTU order, persons); padded frames and an absent second person are exactly 0.
@@ -838,6 +865,8 @@ def generate(num_samples: int, seed: int, num_frames: int = 50, num_performers: 
   _check_positive("num_views", num_views)
   if not noise_std >= 0:
     raise ValueError(f"synthetic data: noise_std must be >= 0 metres, got {noise_std!r}.")
+  _check_angle("elevation_degrees", elevation_degrees)
+  _check_angle("roll_degrees", roll_degrees)
   rng = np.random.default_rng(seed)
   bodies, style = _make_performers(rng, num_performers)
   labels, setup, view, performer, rep = _assign(rng, num_samples, len(CLASS_NAMES),
@@ -860,6 +889,9 @@ def generate(num_samples: int, seed: int, num_frames: int = 50, num_performers: 
   # Scene: the view turns the subject about the vertical through it, then placement in
   # front of the camera, slow sway, camera height and tilt: camera = tilt @ (yaw @ p + at).
   angle = np.array([view_angle(v) for v in view]) + rng.normal(0.0, np.radians(10), n)
+  view_rotation = _yaw(angle)  # (n, 3, 3)
+  if elevation_degrees or roll_degrees:
+    view_rotation = view_rotations(n, seed, elevation_degrees, roll_degrees) @ view_rotation
   at = np.stack([rng.uniform(-0.4, 0.4, n), -rng.uniform(0.8, 1.4, n),
                  rng.uniform(2.4, 3.6, n)], 1)
   sway_rate = rng.uniform(0.5, 1.5, (n, 1, 3)) * 2 * np.pi / t
@@ -884,7 +916,7 @@ def generate(num_samples: int, seed: int, num_frames: int = 50, num_performers: 
       mirrored = posed[0][:, :, _MIRROR] * np.array([-1.0, 1.0, 1.0])
       posed = [np.where(mirror[idx, None, None, None], mirrored, posed[0])]
     for m, p in enumerate(posed):
-      scene = _apply(_yaw(angle[idx])[:, None, None], p) + at[idx, :, None]
+      scene = _apply(view_rotation[idx, None, None], p) + at[idx, :, None]
       x[idx, m] = _apply(camera[idx, None, None], scene)
 
   two = np.isin(labels, list(TWO_PERSON_CLASSES))
@@ -923,7 +955,8 @@ def _field(name: str, key: str) -> int:
 
 def write_dataset(out_dir: str, num_samples: int = 4200, seed: int = 0, num_frames: int = 50,
                   benchmark: str = "xperformer", num_performers: int = 20,
-                  num_views: int = 3, preprocess: bool = True) -> dict:
+                  num_views: int = 3, preprocess: bool = True, *,
+                  elevation_degrees: float = 0.0, roll_degrees: float = 0.0) -> dict:
   """Writes `{train,val}_position.npy`, `{train,val}_label.pkl` and `manifest.json`.
 
   With `preprocess` (default) every sample goes through the field's 50-frame transform
@@ -935,7 +968,8 @@ def write_dataset(out_dir: str, num_samples: int = 4200, seed: int = 0, num_fram
   `(sample_names, labels)` (lists of str and int) as the NTU preparation of
   ST-GCN/AimCLR does. Benchmarks: `xperformer` trains on the odd performer ids and
   validates on the even ones; `xview` trains on views 2..V and validates on view 1.
-  Returns the manifest (counts per class per split, frames, seed, benchmark, ...).
+  `elevation_degrees`, `roll_degrees`: the harder variant (see `generate`), recorded in the
+  manifest. Returns the manifest (counts per class per split, frames, seed, benchmark, ...).
   """
   if benchmark not in BENCHMARKS:
     raise ValueError(f"synthetic data: unknown benchmark {benchmark!r}; use one of "
@@ -943,7 +977,8 @@ def write_dataset(out_dir: str, num_samples: int = 4200, seed: int = 0, num_fram
   if benchmark == "xview" and num_views < 2:
     raise ValueError("synthetic data: the xview benchmark needs num_views >= 2 (view 1 "
                      f"validates, the others train); got num_views={num_views}.")
-  x, labels, names = generate(num_samples, seed, num_frames, num_performers, num_views)
+  x, labels, names = generate(num_samples, seed, num_frames, num_performers, num_views,
+                              elevation_degrees=elevation_degrees, roll_degrees=roll_degrees)
   if preprocess:
     x = np.stack([transform.aimclr_transform(sample, num_frames) for sample in x])
   if benchmark == "xperformer":
@@ -966,6 +1001,7 @@ def write_dataset(out_dir: str, num_samples: int = 4200, seed: int = 0, num_fram
       "dataset": "freqjax synthetic skeleton actions", "benchmark": benchmark, "seed": seed,
       "num_samples": num_samples, "num_frames": num_frames, "num_performers": num_performers,
       "num_views": num_views, "preprocessed": preprocess,
+      "elevation_degrees": elevation_degrees, "roll_degrees": roll_degrees,
       ("train_performers" if benchmark == "xperformer" else "train_views"): train_ids,
       "class_names": list(CLASS_NAMES), "two_person_classes": sorted(TWO_PERSON_CLASSES),
       "splits": splits}
@@ -983,9 +1019,15 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--benchmark", choices=BENCHMARKS, default="xperformer")
   parser.add_argument("--raw", action="store_true",
                       help="write raw camera-space sequences, without the 50-frame transform")
+  parser.add_argument("--elevation-degrees", type=float, default=0.0,
+                      help="harder variant: camera elevation uniform in +-this (degrees)")
+  parser.add_argument("--roll-degrees", type=float, default=0.0,
+                      help="harder variant: camera roll uniform in +-this (degrees)")
   args = parser.parse_args(argv)
   manifest = write_dataset(args.out, args.num_samples, args.seed, args.num_frames,
-                           args.benchmark, preprocess=not args.raw)
+                           args.benchmark, preprocess=not args.raw,
+                           elevation_degrees=args.elevation_degrees,
+                           roll_degrees=args.roll_degrees)
   print(f"wrote {args.out}: {manifest['splits']['train']['num_samples']} train, "
         f"{manifest['splits']['val']['num_samples']} val samples ({args.benchmark})")
 
