@@ -13,11 +13,11 @@
    scale-invariant (it favours the encoder whose features are larger, whatever their
    quality); the same probe on standardised features; and cosine kNN.
 
-On the untilted data (`freqjax.data.synthetic` defaults) a random ST-GCN's features are
-already nearly as good as pretrained ones (96 % with a standardised probe, 81 % kNN): the
-classes are 97 % linearly separable from the raw coordinates. Tilted cameras make the
-random encoder's features depend on the view; the shear augmentation of pretraining
-teaches the encoder to ignore it.
+Why tilted cameras: on the default synthetic data the classes are nearly linearly
+separable from the raw coordinates, so a random ST-GCN's features are almost as good as
+pretrained ones. Tilting the cameras makes a random encoder's features depend on the view;
+the pretrained encoder, whose two views of a sample differ by a random shear, learns to
+depend on it far less. The README gives the measured numbers.
 
 `make demo` runs it. Run from the repository root (it reads `configs/`).
 """
@@ -131,7 +131,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     more = f" (+{len(differ) - 5} more)" if len(differ) > 5 else ""
     raise DemoError(
         f"{workdir} holds a pretraining run of another config ({path}: "
-        + ", ".join(f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in differ[:5]) + more
+        + ", ".join(f"{k} {old.get(k)!r} (wanted {new.get(k)!r})" for k in differ[:5]) + more
         + f"), e.g. an earlier version of the demo. Delete {workdir} or pass --workdir.")
 
 

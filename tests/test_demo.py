@@ -7,7 +7,7 @@ import pytest
 
 from configs import eval as eval_configs
 from configs import pretrain as pretrain_configs
-from freqjax import demo
+from freqjax import demo, evaluate
 from freqjax.text import descriptions, embed
 from test_evaluate import FakeTextEncoder
 
@@ -18,19 +18,75 @@ def test_summary_table_states_both_encoders_chance_and_margins():
     return {"num_test": 10, "checkpoint_step": 48, "test_top1": top1, "extra": extra,
             "report_dir": f"runs/demo/eval/{name}"}
 
-  outcome = {"pretrained": {"linear": result(60.0, "linear", 2.5), "knn": result(70.0, "knn")},
+  outcome = {"pretrained": {"linear": result(60.0, "linear", 2.5),
+                            "linear_std": result(90.0, "linear_std", 8.0),
+                            "knn": result(70.0, "knn")},
              "random_init": {"linear": result(50.0, "linear_random_init", 0.2),
+                             "linear_std": result(85.5, "linear_std_random_init", 8.0),
                              "knn": result(80.0, "knn_random_init")},
              "chance": 100 / 14, "seconds": {"data": 1.0, "pretrain": 100.0}}
   text = demo.format_summary(outcome, 200.0)
   assert "checkpoint step 48" in text
   assert "  linear           60.00 %      50.00 %   7.14 %            +10.00 pts" in text
+  assert "  linear_std       90.00 %      85.50 %   7.14 %             +4.50 pts" in text
   assert "  knn              70.00 %      80.00 %   7.14 %            -10.00 pts" in text
   assert "Mean feature norm 2.50 (pretrained) vs 0.20 (random-init)" in text
-  assert "weighted cosine kNN (k=20)" in text
-  assert ("Reports in runs/demo/eval/: linear, knn, linear_random_init, knn_random_init"
-          in text)
+  assert "linear:     the SkeletonCLR recipe" in text and "not scale-invariant" in text
+  assert "linear_std: the same probe on features standardised" in text
+  assert "knn:        weighted cosine kNN (k=20); scale-invariant" in text
+  assert ("Reports in runs/demo/eval/: linear, linear_std, knn, linear_random_init, "
+          "linear_std_random_init, knn_random_init" in text)
   assert "Total 3.3 min (data 1 s, pretrain 100 s)" in text
+  assert "sees the labels" in text
+
+
+def test_demo_configs_seed_everything_and_add_a_scale_invariant_probe():
+  config, (linear, standardized, knn) = demo.demo_configs(eval_configs, pretrain_configs)
+  assert config.seed == 0 and config.data.path == "data/synthetic/xperformer_tilted"
+  assert config.text.path == "data/synthetic/text.npz"
+  assert evaluate.report_name(linear) == "linear" and not linear.linear.standardize
+  assert evaluate.report_name(standardized) == "linear_std" and standardized.linear.standardize
+  # Otherwise the very same probe as the recipe.
+  assert standardized.linear.to_dict() == dict(linear.linear.to_dict(), standardize=True)
+  assert evaluate.report_name(knn) == "knn" and knn.knn.k == 20
+  config, evals = demo.demo_configs(eval_configs, pretrain_configs, seed=3)
+  assert config.seed == 3 and all(c.seed == 3 for c in evals)
+  assert config.data.path == "data/synthetic/xperformer_tilted_seed3"
+  assert config.text.path == "data/synthetic/text_seed3.npz"
+
+
+def test_existing_data_of_other_settings_are_refused(tmp_path):
+  config = pretrain_configs.get_config("demo")
+  config.data.path = str(tmp_path / "data")
+  config.text.path = ""
+  os.makedirs(config.data.path)
+  np.save(os.path.join(config.data.path, "train_position.npy"), np.zeros(1))
+  manifest = {"seed": 0, "num_samples": 2100, **demo.GENERATION}
+  with open(os.path.join(config.data.path, "manifest.json"), "w") as f:
+    json.dump(dict(manifest, elevation_degrees=0.0), f)
+  with pytest.raises(demo.DemoError, match=r"elevation_degrees 0.0 \(wanted 25.0\).*Delete"):
+    demo.prepare_data(config, log=lambda line: None)
+  with open(os.path.join(config.data.path, "manifest.json"), "w") as f:
+    json.dump(manifest, f)
+  lines = []
+  demo.prepare_data(config, log=lines.append)
+  assert lines == [f"[data] using {config.data.path}"]
+  config.seed = 1
+  with pytest.raises(demo.DemoError, match=r"seed 0 \(wanted 1\)"):
+    demo.prepare_data(config, log=lambda line: None)
+
+
+def test_a_workdir_of_another_config_is_refused(tmp_path):
+  config = pretrain_configs.get_config("demo")
+  workdir = str(tmp_path)
+  demo.check_workdir(config, workdir)  # no run yet
+  with open(tmp_path / "config.json", "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  demo.check_workdir(config, workdir)  # the same config: pretraining resumes
+  other = config.copy_and_resolve_references()
+  other.moco.queue_size = 1024
+  with pytest.raises(demo.DemoError, match=r"moco.queue_size 256 \(wanted 1024\).*Delete"):
+    demo.check_workdir(other, workdir)
 
 
 @pytest.mark.slow
@@ -57,6 +113,9 @@ def test_demo_generates_pretrains_evaluates_and_resumes(tmp_path, monkeypatch):
 
   outcome = demo.run(config, [linear, knn], workdir, num_samples=84, log=lines.append)
   assert os.path.exists(os.path.join(config.data.path, "train_position.npy"))
+  with open(os.path.join(config.data.path, "manifest.json")) as f:
+    manifest = json.load(f)
+  assert manifest["elevation_degrees"] == manifest["roll_degrees"] == 25.0  # tilted cameras
   assert embedded == [(config.text.path, config.seed)]
   assert any("RANDOMLY INITIALISED" in line for line in lines)
   with open(os.path.join(workdir, "metrics.jsonl")) as f:

@@ -14,8 +14,9 @@ import pytest
 
 from configs import eval as eval_configs
 from configs import pretrain as pretrain_configs
-from freqjax import convert, evaluate, pretrain
+from freqjax import checkpoint, convert, evaluate, pretrain
 from freqjax.data import readers, streams, synthetic
+from freqjax.evaluation import linear_probe
 from freqjax.models import STGCN
 from freqjax.text import descriptions, embed
 from test_stgcn import random_state_dict
@@ -126,6 +127,9 @@ def test_restored_encoder_is_the_checkpoint(pretrained):
   x = np.zeros((2, 3, 16, 25, 2), np.float32)
   variables, step, where = evaluate.load_encoder(setup, x)
   assert step == 2 and "step 2" in where
+  # The step comes from the checkpoint itself, not from parsing the description.
+  _, step, _ = checkpoint.load_encoder_variables(str(pretrained["workdir"]), setup.encoder)
+  assert step == 2 and type(step) is int
   state = pretrained["state"]
   expected = {"params": state.params["encoder"], "batch_stats": state.batch_stats}
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(variables), expected)
@@ -198,30 +202,60 @@ def write_pytorch_npz(path):
 
 
 def test_init_from_pytorch_checkpoint(tiny_data, tmp_path):
-  checkpoint = str(tmp_path / "skeletonclr.npz")
-  write_pytorch_npz(checkpoint)
+  checkpoint_path = str(tmp_path / "skeletonclr.npz")
+  write_pytorch_npz(checkpoint_path)
   workdir = tmp_path / "eval_run"
   workdir.mkdir()
   data = str(tiny_data / "xperformer")
-  config = small_eval_config("knn", init_from=checkpoint, data__path=data, data__num_frames=16)
+  config = small_eval_config("knn", init_from=checkpoint_path, data__path=data,
+                             data__num_frames=16)
   out = evaluate.evaluate(config, str(workdir))
   results = read_results(out["report_dir"])
   assert results["checkpoint_step"] is None
-  assert results["extra"]["encoder"] == checkpoint
+  assert results["extra"]["encoder"] == checkpoint_path
   assert results["config"]["model"]["frest_blocks"] == []  # SkeletonCLR's plain ST-GCN
   assert results["config"]["model"]["hidden_dim"] == 256
   assert results["extra"]["pretrain_config"] is None
   # The evaluated weights are the converted state dict, leaf for leaf.
   variables, _, _ = evaluate.load_encoder(evaluate.resolve(config, str(workdir)),
                                           np.zeros((2, 3, 16, 25, 2), np.float32))
-  expected = convert.stgcn_from_pytorch(convert.load_state_dict(checkpoint),
-                                        STGCN(frest_blocks=()), source=checkpoint)
+  expected = convert.stgcn_from_pytorch(convert.load_state_dict(checkpoint_path),
+                                        STGCN(frest_blocks=()), source=checkpoint_path)
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(variables), expected)
+  _, step, where = checkpoint.load_encoder_variables(checkpoint_path, STGCN(frest_blocks=()))
+  assert step is None and where == checkpoint_path  # a PyTorch file records no step
 
-  with_frest = small_eval_config("knn", init_from=checkpoint, data__path=data,
+  with_frest = small_eval_config("knn", init_from=checkpoint_path, data__path=data,
                                  data__num_frames=16, model__frest_blocks=(9,))
   with pytest.raises(evaluate.EvaluationError, match=r"frest_blocks='\(\)'"):
     evaluate.evaluate(with_frest, str(workdir))
+
+
+def test_standardized_linear_probe_is_wired_and_recorded(tiny_data, tmp_path):
+  # A random-init encoder (no pretraining needed), small, on the tiny data.
+  config = small_eval_config(
+      "linear", init_from="random", name="linear_std",
+      data__path=str(tiny_data / "xperformer"), data__num_frames=16, model__hidden_channels=4,
+      model__hidden_dim=16, model__frest_blocks=(), linear__standardize=True,
+      linear__minival_size=0)
+  out = evaluate.evaluate(config, str(tmp_path))
+  results = read_results(out["report_dir"])
+  assert results["config"]["linear"]["standardize"] is True
+  assert "standardised with the training split's mean" in results["extra"]["reported"]
+  # The reported logits are those of the standardised probe on the encoder's features.
+  setup = evaluate.resolve(config, str(tmp_path))
+  train, test, _ = evaluate.load_splits(setup.config)
+  variables, _, _ = evaluate.load_encoder(setup, train.read(np.arange(2)))
+  kwargs = dict(batch_size=16, stream="joint")
+  train_x, train_y = evaluate.extract_features(setup.encoder, variables, train, **kwargs)
+  test_x, test_y = evaluate.extract_features(setup.encoder, variables, test, **kwargs)
+  probe = dict(num_classes=14, epochs=4, batch_size=16, seed=0)
+  expected = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y,
+                                             standardize=True, **probe)
+  recipe = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y, **probe)
+  logits = np.load(os.path.join(out["report_dir"], "test_logits.npy"))
+  np.testing.assert_allclose(logits, expected["test_logits"], rtol=1e-5, atol=1e-5)
+  assert not np.allclose(logits, recipe["test_logits"], atol=1e-3)
 
 
 def test_missing_checkpoint_and_missing_settings_are_clear_errors(tmp_path):
