@@ -13,7 +13,7 @@ xla_env.configure()
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from freqjax import evaluate  # noqa: E402
+from freqjax.evaluation import run as evaluation  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/eval.py:linear",
                                           "Evaluation config file (and variant).")
@@ -27,7 +27,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file at INFO.
-  result = evaluate.evaluate(_CONFIG.value, _WORKDIR.value)
+  result = evaluation.evaluate(_CONFIG.value, _WORKDIR.value)
   print(result["summary"])
 
 

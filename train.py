@@ -10,7 +10,8 @@ xla_env.configure()
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from freqjax import distributed, pretrain  # noqa: E402
+from freqjax import parallel  # noqa: E402
+from freqjax.pretraining import loop  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/pretrain.py:demo",
                                           "Pretraining config file (and variant).")
@@ -23,8 +24,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file at INFO.
-  distributed.initialize_if_requested()
-  pretrain.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  parallel.initialize_if_requested()
+  loop.pretrain(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

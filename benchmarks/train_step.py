@@ -1,6 +1,6 @@
 """Pretraining step throughput: samples/s, first-compile seconds and peak memory (issue 5).
 
-Runs the real `freqjax.train_step.train_step` (both augmentations, key-encoder EMA and
+Runs the real `freqjax.pretraining.step.train_step` (both augmentations, key-encoder EMA and
 forward, query forward and backward, losses, optax update, queues) through
 `DataParallel("pmap")` on one device, with random inputs of the pretraining shapes:
 skeletons `(B, 3, T, 25, 2)`, a 512-d text embedding and word features `(B, 20, 512)` with
@@ -75,10 +75,12 @@ def measure(row: str, batch: int, frames: int, steps: int, backend: str) -> dict
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
 
-  from freqjax import optim, train_state, train_step  # pylint: disable=import-outside-toplevel
+  from freqjax import optim, parallel  # pylint: disable=import-outside-toplevel
+  from freqjax.pretraining import state as train_state  # pylint: disable=import-outside-toplevel
+  from freqjax.pretraining import step as train_step  # pylint: disable=import-outside-toplevel
 
   config = _config(row, batch, frames)
-  dp = train_step.DataParallel(backend, devices=tuple(jax.devices()[:1]))
+  dp = parallel.DataParallel(backend, devices=tuple(jax.devices()[:1]))
   train_step.check_batch_layout(config, dp.num_devices)
   rng = np.random.default_rng(0)
   host = {"x": rng.standard_normal((batch, 3, frames, 25, 2), dtype=np.float32)}
@@ -98,7 +100,7 @@ def measure(row: str, batch: int, frames: int, steps: int, backend: str) -> dict
                                    train_state.build_networks(config, None), tx))
   state = init(jnp.asarray(host["x"][:2]), None if words is None else jnp.asarray(words[:2]))
   fn = dp.compile(functools.partial(
-      train_step.train_step, nets=train_state.build_networks(config, train_step.AXIS), tx=tx,
+      train_step.train_step, nets=train_state.build_networks(config, parallel.AXIS), tx=tx,
       schedule=optim.learning_rate(config, steps_per_epoch), config=config))
   state = dp.put_state(state)
   device_batch = dp.put_batch({k: v[None] for k, v in host.items()})

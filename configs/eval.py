@@ -96,9 +96,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.finetune.weight_decay = 1e-4  # [choice]: the PyTorch fine-tuning configs' value
   c.finetune.decay_epochs = (50, 70)  # [choice]
   c.finetune.decay_factor = 0.1
-  c.finetune.augment = True
-  c.finetune.shear_amplitude = 0.5
-  c.finetune.padding_ratio = 6
+  # The normal view, with the fields and meanings of the pretraining config's data.augment.
+  c.finetune.augment = ml_collections.ConfigDict()
+  c.finetune.augment.enabled = True  # False: the labelled samples as they are
+  c.finetune.augment.padding_ratio = 6  # 0 = no temporal crop
+  c.finetune.augment.shear_amplitude = 0.5  # <= 0 = no shear
   return c
 
 

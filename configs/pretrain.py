@@ -34,10 +34,35 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.num_frames = 50
   c.data.num_classes = 60
   c.data.stream = "joint"  # joint | bone | motion
-  c.data.extreme_augmentation = False  # AimCLR's extreme view for the query
-  c.data.shear_amplitude = 0.5
-  c.data.padding_ratio = 6
   c.data.prefetch = 2
+
+  # The views' augmentation (freqjax/data/augment.py), on device, the reference's values
+  # (AimCLR's feeder/tools.py) unless marked. The normal view (query and key) is a
+  # temporal crop, then a shear; the extreme view continues with the steps below it.
+  c.data.augment = ml_collections.ConfigDict()
+  c.data.augment.enabled = True  # False: query and key views are the input as it is
+  c.data.augment.padding_ratio = 6  # crop: reflect-pad T // ratio frames a side; 0 = no crop
+  c.data.augment.shear_amplitude = 0.5  # off-diagonals U(-a, a); a <= 0 = no shear (ref.: -1)
+  # True: the query view is the extreme view, contrasted by the one InfoNCE against the
+  # normal-view key and the queue; no third view, no other loss. (AimCLR keeps the normal
+  # query/key pair and adds the extreme view as a third view with its own loss, D³M:
+  # freqjax does not implement that.)
+  c.data.augment.extreme_query = False
+  c.data.augment.flip_prob = 0.5  # left/right joint swap
+  c.data.augment.rotate_main_degrees = 30.0  # one random axis rotated by U(0°, this)
+  c.data.augment.rotate_other_degrees = 1.0  # the other two by U(0°, this)
+  c.data.augment.time_flip_prob = 0.0  # [departure] AimCLR's extreme view uses 0.5
+  c.data.augment.noise_prob = 0.5
+  c.data.augment.noise_std = 0.01
+  c.data.augment.blur_prob = 0.5  # Gaussian blur along time, zero-padded
+  c.data.augment.blur_kernel_size = 15
+  c.data.augment.blur_sigma_min = 0.1
+  c.data.augment.blur_sigma_max = 2.0
+  c.data.augment.blur_normalize = False  # the reference's kernel is not normalised
+  c.data.augment.mask_prob = 0.5  # zero one random coordinate axis
+  # [departure] noise and blur touch only the frames and persons present in the input, so
+  # zero padding stays zero; False = AimCLR (noise everywhere, blur spreads into padding).
+  c.data.augment.present_only = True
 
   c.text = ml_collections.ConfigDict()
   c.text.path = ""  # .npz from `python -m freqjax.text.embed`

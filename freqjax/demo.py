@@ -29,6 +29,7 @@ import sys
 import time
 from typing import Any
 
+from freqjax import cli
 from freqjax import xla_env
 
 xla_env.configure()
@@ -37,7 +38,8 @@ xla_env.configure()
 from absl import logging  # noqa: E402
 import ml_collections  # noqa: E402
 
-from freqjax import evaluate, pretrain  # noqa: E402
+from freqjax.evaluation import run as evaluation  # noqa: E402
+from freqjax.pretraining import loop  # noqa: E402
 from freqjax.data import synthetic  # noqa: E402
 from freqjax.text import embed  # noqa: E402
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -48,7 +50,7 @@ NUM_SAMPLES = 2100
 GENERATION = {"num_frames": 50, "elevation_degrees": 25.0, "roll_degrees": 25.0}
 
 
-class DemoError(ValueError):
+class DemoError(cli.UserError, ValueError):
   """Existing demo files (data, a pretraining run) made with other settings than the demo's."""
 
 
@@ -57,7 +59,7 @@ def _check_manifest(path: str, wanted: dict[str, Any]) -> None:
   try:
     with open(manifest_path, encoding="utf-8") as f:
       manifest = json.load(f)
-  except (OSError, json.JSONDecodeError):
+  except (OSError, ValueError):  # missing, not UTF-8, not JSON: not the demo's data
     manifest = {}
   differ = [f"{k} {manifest.get(k)!r} (wanted {v!r})" for k, v in wanted.items()
             if manifest.get(k) != v]
@@ -143,7 +145,7 @@ def run(pretrain_config: ml_collections.ConfigDict,
   Returns:
     `{"pretrained": {name: result}, "random_init": {name: result}, "chance": percent,
     "seconds": {...}}`, `name` the report name of each eval config (`linear`, `knn`) and
-    each result as `freqjax.evaluate.evaluate` returns it.
+    each result as `freqjax.evaluation.run.evaluate` returns it.
   """
   seconds = {}
   start = time.perf_counter()
@@ -153,20 +155,20 @@ def run(pretrain_config: ml_collections.ConfigDict,
   start = time.perf_counter()
   check_workdir(pretrain_config, workdir)
   log(f"[pretrain] {workdir} (resumes from its checkpoints; Ctrl-C is safe)")
-  pretrain.train_and_evaluate(pretrain_config, workdir)
+  loop.pretrain(pretrain_config, workdir)
   seconds["pretrain"] = time.perf_counter() - start
 
   results = {"pretrained": {}, "random_init": {}}
   start = time.perf_counter()
   for eval_config in eval_configs:
-    name = evaluate.report_name(eval_config)
+    name = evaluation.report_name(eval_config)
     for key, overrides in (("pretrained", {}),
-                           ("random_init", {"init_from": evaluate.RANDOM_INIT,
+                           ("random_init", {"init_from": evaluation.RANDOM_INIT,
                                             "name": f"{name}_random_init"})):
       config = eval_config.copy_and_resolve_references()
       config.update(overrides)
       log(f"[eval] {name} evaluation of the {key.replace('_', '-')} encoder")
-      results[key][name] = evaluate.evaluate(config, workdir)
+      results[key][name] = evaluation.evaluate(config, workdir)
       log(results[key][name]["summary"])
   seconds["eval"] = time.perf_counter() - start
   return dict(results, chance=100.0 / pretrain_config.data.num_classes, seconds=seconds)
@@ -241,6 +243,7 @@ def demo_configs(eval_configs, pretrain_configs, seed: int = 0
   return config, [linear, standardized, knn]
 
 
+@cli.report_errors("python -m freqjax.demo")
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m freqjax.demo", description=__doc__.split(
       "\n", 1)[0])
@@ -250,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--seed", type=int, default=0,
                       help="seeds data, text model, pretraining and evaluation (not 0: its "
                       "own data and text files)")
+  cli.add_traceback_flag(parser)
   args = parser.parse_args(argv)
   workdir = args.workdir or ("runs/demo" if not args.seed else f"runs/demo_seed{args.seed}")
   logging.set_verbosity(logging.ERROR)  # Orbax's INFO/WARNING lines about read-only reads.
@@ -258,16 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     from configs import eval as eval_configs  # pylint: disable=g-import-not-at-top
     from configs import pretrain as pretrain_configs  # pylint: disable=g-import-not-at-top
   except ImportError:
-    print("error: configs/ not found: run the demo from the repository root "
-          "(make demo, or python -m freqjax.demo there).", file=sys.stderr)
-    return 2
+    raise cli.UserError("configs/ not found: run the demo from the repository root (make "
+                        "demo, or python -m freqjax.demo there).") from None
   start = time.perf_counter()
   config, evals = demo_configs(eval_configs, pretrain_configs, args.seed)
-  try:
-    outcome = run(config, evals, workdir)
-  except DemoError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  outcome = run(config, evals, workdir)
   print(format_summary(outcome, time.perf_counter() - start))
   return 0
 

@@ -1,6 +1,40 @@
-"""The optimiser of the SkeletonCLR/AimCLR recipe (SPEC §7) as optax transformations."""
+"""The one optimiser of freqjax: PyTorch's SGD, and the learning-rate schedules.
+
+Pretraining, the linear probe and fine-tuning all use `pytorch_sgd` (docs/method.md,
+"Pretraining recipe"); they differ only in how the learning rate is scheduled: per step
+for pretraining (`learning_rate`), per epoch for the probes and fine-tuning
+(`epoch_learning_rate`, AimCLR's `adjust_lr`).
+"""
+from collections.abc import Sequence
+
 import ml_collections
 import optax
+
+
+def pytorch_sgd(momentum: float, nesterov: bool, weight_decay: float,
+                learning_rate: optax.ScalarOrSchedule | None = None
+                ) -> optax.GradientTransformation:
+  """`torch.optim.SGD(momentum, weight_decay, nesterov)`: `g += wd·p; v = m·v + g; p -= lr·v`.
+
+  The decay is added to the gradient before momentum, as PyTorch does (optax's `trace` is
+  PyTorch's momentum buffer). With `learning_rate=None` the update is `v` and the caller
+  applies `-lr·v` itself (the per-epoch rate of the probes and fine-tuning).
+  """
+  if learning_rate is None:
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       optax.trace(decay=momentum, nesterov=nesterov))
+  return optax.chain(optax.add_decayed_weights(weight_decay),
+                     optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov))
+
+
+def epoch_learning_rate(epoch: int, learning_rate: float, decay_epochs: Sequence[int],
+                        decay_factor: float) -> float:
+  """The lr of 0-based `epoch`: ×decay_factor for each decay epoch already completed.
+
+  `decay_epochs=(80,)` keeps `learning_rate` for epochs 0-79 (1-based 1-80) and decays
+  from 0-based epoch 80 on, as AimCLR's `adjust_lr` does.
+  """
+  return learning_rate * decay_factor ** sum(epoch >= e for e in decay_epochs)
 
 
 def learning_rate(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
@@ -28,9 +62,7 @@ def learning_rate(config: ml_collections.ConfigDict, steps_per_epoch: int) -> op
 
 
 def sgd(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.GradientTransformation:
-  """PyTorch's `SGD(momentum, weight_decay)`: decay added to the gradient before momentum."""
+  """Pretraining's optimiser: `pytorch_sgd` with `learning_rate(config, steps_per_epoch)`."""
   o = config.optim
-  return optax.chain(
-      optax.add_decayed_weights(o.weight_decay),
-      optax.sgd(learning_rate(config, steps_per_epoch), momentum=o.momentum,
-                nesterov=o.nesterov))
+  return pytorch_sgd(o.momentum, o.nesterov, o.weight_decay,
+                     learning_rate(config, steps_per_epoch))

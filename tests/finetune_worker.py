@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from configs import eval as eval_configs  # noqa: E402
 from freqjax.evaluation import finetune  # noqa: E402
 from freqjax.models import STGCN  # noqa: E402
-from array_dataset import ArrayDataset  # noqa: E402  (this script's folder is on sys.path)
+from helpers.array_dataset import ArrayDataset  # noqa: E402  (this script's folder is on sys.path)
 
 NUM_SAMPLES, NUM_FRAMES, NUM_CLASSES = 40, 16, 5
 

@@ -20,14 +20,16 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import pretrain  # noqa: E402
-from freqjax import optim, train_state, train_step  # noqa: E402
+from freqjax import optim, parallel  # noqa: E402
+from freqjax.pretraining import state as train_state  # noqa: E402
+from freqjax.pretraining import step as train_step  # noqa: E402
 
 
 def run(num_devices: int, backend: str, steps: int = 3) -> dict:
   config = pretrain.get_config("test")
   config.model.dropout = 0.0  # dropout masks are per device (see train_step's docstring)
   config.parallel.backend = backend
-  dp = train_step.DataParallel(backend)
+  dp = parallel.DataParallel(backend)
   assert dp.num_devices == num_devices, (dp.num_devices, num_devices)
   b = config.optim.batch_size
   rng = np.random.default_rng(0)
@@ -43,7 +45,7 @@ def run(num_devices: int, backend: str, steps: int = 3) -> dict:
   state = jax.jit(functools.partial(train_state.create_train_state, config, init_nets, tx))(
       x[0, :2], words[0, :2])
   fn = dp.compile(functools.partial(
-      train_step.train_step, nets=train_state.build_networks(config, train_step.AXIS), tx=tx,
+      train_step.train_step, nets=train_state.build_networks(config, parallel.AXIS), tx=tx,
       schedule=optim.learning_rate(config, 10), config=config))
   state = dp.put_state(state)
   losses = []

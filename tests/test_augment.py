@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import pretrain
 from freqjax.data import augment
 from freqjax.graph import NTU_RGBD
 
@@ -155,7 +156,7 @@ def test_views_keep_padding_and_absent_person_zero():
     assert out.shape == x.shape
     np.testing.assert_array_equal(out[..., 1], 0)
     np.testing.assert_array_equal(out[:, :, -1], 0)
-  time_flipped = augment.extreme_view(jax.random.key(1), x[0], time_flip=True)
+  time_flipped = augment.extreme_view(jax.random.key(1), x[0], time_flip_prob=0.5)
   np.testing.assert_array_equal(np.asarray(time_flipped)[..., 1], 0)
 
 
@@ -173,3 +174,116 @@ def test_batch_views_jit_and_vmap_with_independent_keys():
   a = np.asarray(_batch_normal(jax.random.key(1), x))
   b = np.asarray(_batch_normal(jax.random.key(2), x))
   assert not np.allclose(a, b)  # different keys, different views
+
+
+def _augment_section(**overrides):
+  section = pretrain.get_config("test").data.augment
+  section.update(overrides)
+  return section
+
+
+# Every step of the extreme view switched off, as the config writes it.
+_ALL_OFF = {"padding_ratio": 0, "shear_amplitude": -1.0, "flip_prob": 0.0,
+            "rotate_main_degrees": 0.0, "rotate_other_degrees": 0.0, "time_flip_prob": 0.0,
+            "noise_prob": 0.0, "blur_prob": 0.0, "mask_prob": 0.0}
+
+
+def test_negative_shear_amplitude_switches_shear_off():
+  x = _sample(second_person=True)
+  for amplitude in (-1.0, -0.5, 0.0):
+    np.testing.assert_array_equal(np.asarray(augment.shear(jax.random.key(3), x, amplitude)), x)
+  view = augment.view_from_config(_augment_section(padding_ratio=0, shear_amplitude=-1.0))
+  np.testing.assert_array_equal(np.asarray(view(jax.random.key(3), x)), x)
+
+
+def test_disabled_augmentation_is_the_input():
+  x = _sample(second_person=True)
+  section = _augment_section(enabled=False)
+  for extreme in (False, True):
+    view = augment.view_from_config(section, extreme=extreme)
+    np.testing.assert_array_equal(np.asarray(view(jax.random.key(0), x)), x)
+
+
+def test_defaults_are_the_views_of_the_functions():
+  # The config's defaults give exactly the functions' defaults (today's views).
+  x = _sample(num_frames=18, valid=14, second_person=True)
+  key = jax.random.key(7)
+  for extreme, view in ((False, augment.normal_view), (True, augment.extreme_view)):
+    configured = augment.view_from_config(_augment_section(), extreme=extreme)
+    np.testing.assert_array_equal(np.asarray(configured(key, x)), np.asarray(view(key, x)))
+
+
+@pytest.mark.parametrize("field,on,op", [
+    ("padding_ratio", 3, lambda k, x: augment.temporal_crop(k, x, 3)),
+    ("shear_amplitude", 0.5, lambda k, x: augment.shear(k, x, 0.5)),
+    ("flip_prob", 1.0, lambda k, x: augment.random_flip(k, x, 1.0)),
+    ("rotate_main_degrees", 30.0, lambda k, x: augment.random_rotate(k, x, 30.0, 0.0)),
+    ("rotate_other_degrees", 1.0, lambda k, x: augment.random_rotate(k, x, 0.0, 1.0)),
+    ("time_flip_prob", 1.0, lambda k, x: augment.random_time_flip(k, x, 1.0)),
+    ("noise_prob", 1.0, lambda k, x: augment.gaussian_noise(k, x, 0.01, 1.0)),
+    ("blur_prob", 1.0, lambda k, x: augment.gaussian_blur(k, x, p=1.0)),
+    ("mask_prob", 1.0, lambda k, x: augment.axis_mask(k, x, 1.0)),
+])
+def test_each_switch_controls_its_own_step(field, on, op):
+  """With every step off the extreme view is the input; switching one on applies that step."""
+  x = _sample(num_frames=12, valid=12, second_person=True)
+  key = jax.random.key(11)
+  off = augment.view_from_config(_augment_section(**_ALL_OFF), extreme=True)
+  np.testing.assert_array_equal(np.asarray(off(key, x)), x)
+  one = augment.view_from_config(_augment_section(**(_ALL_OFF | {field: on})), extreme=True)
+  # extreme_view's keys: [normal view (crop, shear), flip, rotate, time flip, noise, blur, mask].
+  keys = jax.random.split(key, 7)
+  index = {"padding_ratio": 0, "shear_amplitude": 0, "flip_prob": 1, "rotate_main_degrees": 2,
+           "rotate_other_degrees": 2, "time_flip_prob": 3, "noise_prob": 4, "blur_prob": 5,
+           "mask_prob": 6}[field]
+  step_key = keys[index]
+  if field in ("padding_ratio", "shear_amplitude"):
+    step_key = jax.random.split(step_key)[0 if field == "padding_ratio" else 1]
+  expected = np.asarray(op(step_key, x))
+  assert not np.array_equal(expected, x)
+  np.testing.assert_allclose(np.asarray(one(key, x)), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("flip_prob", 1.5), ("noise_prob", -0.1), ("blur_prob", 2), ("mask_prob", True),
+    ("time_flip_prob", -1.0), ("padding_ratio", -6), ("padding_ratio", 2.5),
+    ("rotate_main_degrees", -30.0), ("rotate_other_degrees", 400.0), ("noise_std", -0.01),
+    ("blur_kernel_size", 14), ("blur_kernel_size", 0), ("blur_sigma_min", 0.0),
+    ("enabled", "yes"), ("extreme_query", 1),
+])
+def test_invalid_settings_raise_naming_the_field(field, value):
+  section = _augment_section()
+  # Bypass ConfigDict's type check, as a config.json or a config file can.
+  section = section.to_dict() | {field: value}
+  with pytest.raises(ValueError, match=rf"^data\.augment\.{field} is "):
+    augment.check_config(section)
+
+
+def test_settings_check_accepts_the_configs_and_rejects_unknown_or_swapped_fields():
+  from configs import eval as eval_configs  # pylint: disable=import-outside-toplevel
+  augment.check_config(pretrain.get_config("ntu60_xsub_joint").data.augment)
+  augment.check_config(eval_configs.get_config("finetune").finetune.augment, "finetune.augment")
+  augment.check_config(_augment_section(shear_amplitude=-1.0, padding_ratio=0))
+  with pytest.raises(ValueError, match=r"^finetune\.augment\.shear is not an augmentation"):
+    augment.check_config({"shear": 0.5}, "finetune.augment")
+  with pytest.raises(ValueError, match=r"^data\.augment\.blur_sigma_min 3\.0 is above"):
+    augment.check_config(_augment_section(blur_sigma_min=3.0))
+
+
+def test_present_only_off_lets_noise_and_blur_reach_the_padding():
+  x = _sample(num_frames=20, valid=14)
+  noisy = np.asarray(augment.gaussian_noise(jax.random.key(0), x, p=1.0, present_only=False))
+  assert 0.005 < np.std(noisy[:, 14:]) < 0.02  # padding frames and the absent person too
+  # Blur without the mask is the plain convolution, spreading into the padding (AimCLR's).
+  key = jax.random.key(4)
+  sigma = float(jax.random.uniform(jax.random.split(key)[1], (), jnp.float32, 0.1, 2.0))
+  kernel = np.exp(-np.arange(-7, 8) ** 2 / (2 * sigma**2))
+  expected = np.apply_along_axis(lambda s: np.convolve(s, kernel, mode="same"), 1, x)
+  assert np.abs(expected[:, 14:, :, 0]).max() > 1e-2
+  np.testing.assert_allclose(
+      np.asarray(augment.gaussian_blur(key, x, p=1.0, present_only=False)), expected,
+      rtol=1e-5, atol=1e-5)
+  view = augment.view_from_config(_augment_section(**(_ALL_OFF | {"noise_prob": 1.0,
+                                                                  "present_only": False})),
+                                  extreme=True)
+  assert np.abs(np.asarray(view(jax.random.key(1), x))[..., 1]).max() > 1e-4

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from freqjax import convert
-from test_stgcn import random_state_dict
+from freqjax.checkpoints import pytorch as convert
+from helpers import import_torch
+from helpers.torch_stgcn import random_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_npz_and_moco_prefix_round_trip(tmp_path, state):
 
 
 def test_pt_checkpoint_with_module_prefix(tmp_path, state):
-  torch = pytest.importorskip("torch")
+  torch = import_torch()
   path = tmp_path / "epoch300_model.pt"
   torch.save({"state_dict": {f"module.encoder_q.{k}": torch.tensor(v)
                              for k, v in state.items()}, "epoch": 300}, path)

@@ -7,9 +7,10 @@ import pytest
 
 from configs import eval as eval_configs
 from configs import pretrain as pretrain_configs
-from freqjax import demo, evaluate
+from freqjax import demo
+from freqjax.evaluation import run as evaluate
 from freqjax.text import descriptions, embed
-from test_evaluate import FakeTextEncoder
+from helpers.fakes import FakeTextEncoder
 
 
 def test_summary_table_states_both_encoders_chance_and_margins():

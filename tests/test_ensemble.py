@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from freqjax import ensemble
+from freqjax.evaluation import ensemble
 
 
 def _save_run(root, name, logits, labels):

@@ -1,5 +1,4 @@
 """Evaluation wired to checkpoints: restore, feature extraction, protocols, reports, errors."""
-import dataclasses
 import functools
 import json
 import os
@@ -14,31 +13,18 @@ import pytest
 
 from configs import eval as eval_configs
 from configs import pretrain as pretrain_configs
-from freqjax import checkpoint, convert, evaluate, pretrain
+from freqjax.checkpoints import pytorch as convert
+from freqjax.checkpoints import store as checkpoint
+from freqjax.evaluation import run as evaluate
+from freqjax.pretraining import loop as pretrain
 from freqjax.data import readers, streams, synthetic
 from freqjax.evaluation import linear_probe
 from freqjax.models import STGCN
 from freqjax.text import descriptions, embed
-from test_stgcn import random_state_dict
+from helpers.fakes import FakeTextEncoder
+from helpers.torch_stgcn import random_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@dataclasses.dataclass
-class FakeTextEncoder:
-  """Stands in for the CLIP text model: random features of the right shapes, instantly."""
-  name: str = "fake-text-encoder"
-  random_init: bool = True
-
-  def encode(self, sentences, batch_size, dtype, progress):
-    del batch_size, progress
-    rng = np.random.default_rng(0)
-    emb = rng.normal(size=(len(sentences), 512))
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    mask = np.zeros((len(sentences), 6), bool)
-    mask[:, :4] = True
-    words = rng.normal(size=(len(sentences), 6, 512)) * mask[..., None]
-    return emb.astype(dtype), words.astype(dtype), mask
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +50,7 @@ def pretrained(tiny_data):
   train_size = len(readers.load_dataset("aimclr", str(data), "train"))
   config.optim.epochs = 2 / (train_size // config.optim.batch_size)  # exactly two steps
   workdir = tiny_data / "run"
-  state = jax.device_get(pretrain.train_and_evaluate(config, str(workdir)))
+  state = jax.device_get(pretrain.pretrain(config, str(workdir)))
   return {"workdir": workdir, "data": data, "state": state, "config": config}
 
 

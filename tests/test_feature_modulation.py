@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from freqjax import feature_modulation as fm
+from freqjax.losses import feature_modulation as fm
+from helpers import import_torch
 
 
 def _unit_rows(rng, shape):
@@ -36,7 +37,7 @@ def test_kl_div_batchmean_matches_numpy_and_torch():
   teacher = rng.standard_normal((5, 12)).astype(np.float32) * 3
   got = float(fm.kl_div_batchmean(jnp.asarray(student), jnp.asarray(teacher)))
   assert got == pytest.approx(_np_kl_batchmean(student, teacher), rel=1e-5)
-  torch = pytest.importorskip("torch")
+  torch = import_torch()
   f = torch.nn.functional
   want = f.kl_div(f.log_softmax(torch.from_numpy(student), -1),
                   f.softmax(torch.from_numpy(teacher), -1), reduction="batchmean")

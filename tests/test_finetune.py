@@ -13,13 +13,14 @@ import pytest
 from flax import linen as nn
 
 from configs import eval as eval_configs
-from freqjax import evaluate, train_step
+from freqjax import optim, parallel
+from freqjax.evaluation import run as evaluate
 from freqjax.data import readers, streams, synthetic
 from freqjax.evaluation import finetune
 from freqjax.models import STGCN
 from freqjax.models.batch_norm import BatchNorm
 from freqjax.models.heads import LinearClassifier
-from array_dataset import ArrayDataset
+from helpers.array_dataset import ArrayDataset
 
 WORKER = os.path.join(os.path.dirname(__file__), "finetune_worker.py")
 
@@ -110,19 +111,20 @@ def test_step_is_pytorch_sgd_on_the_cross_entropy():
   variables = jax.jit(functools.partial(encoder.init, train=False))(jax.random.PRNGKey(0),
                                                                    x[:2])
   config = _config(epochs=3, decay_epochs=(1,), decay_factor=0.5, learning_rate=0.2,
-                   momentum=0.9, weight_decay=0.01, augment=False)
-  tx = finetune.sgd(config.momentum, config.nesterov, config.weight_decay)
+                   momentum=0.9, weight_decay=0.01)
+  config.augment.enabled = False
+  tx = optim.pytorch_sgd(config.momentum, config.nesterov, config.weight_decay)
   state = jax.jit(functools.partial(finetune.create_state, head=head, feature_dim=16, tx=tx,
                                     seed=0))(variables)
   velocity = jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32),
                           state.params)
   state = state.replace(step=jnp.int32(5), opt_state=(optax.EmptyState(),
                                                       optax.TraceState(trace=velocity)))
-  dp = train_step.DataParallel("pmap", devices=tuple(jax.devices()[:1]))
+  dp = parallel.DataParallel("pmap", devices=tuple(jax.devices()[:1]))
   step = dp.compile(functools.partial(
-      finetune.finetune_step, encoder=encoder.clone(bn_axis_name=train_step.AXIS), head=head,
+      finetune.finetune_step, encoder=encoder.clone(bn_axis_name=parallel.AXIS), head=head,
       tx=tx, epoch_lrs=finetune.learning_rates(config), steps_per_epoch=4, stream="motion",
-      augment_views=False, padding_ratio=6, shear_amplitude=0.5), donate_state=False)
+      augmentation=config.augment), donate_state=False)
   new, metrics = step(dp.put_state(state), dp.put_batch({"x": x[None], "label": labels[None]}))
   new, metrics = jax.device_get((dp.get_state(new), metrics))
 

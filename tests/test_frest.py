@@ -6,6 +6,7 @@ import optax
 import pytest
 
 from freqjax.models import STGCN, FreST, SpectralFilter
+from helpers import import_torch
 
 
 def numpy_spectral_filter(x, w_global, w_local, threshold):
@@ -142,7 +143,7 @@ def test_frest_off_gives_the_plain_encoder():
 
 def test_matches_tslanet_adaptive_spectral_block():
   """SPEC §4: steps 2–6 equal TSLANet's PyTorch block on the same weights."""
-  torch = pytest.importorskip("torch")
+  torch = import_torch()
 
   class AdaptiveSpectralBlock(torch.nn.Module):  # TSLANet, adaptive_filter=True
     def __init__(self, dim):

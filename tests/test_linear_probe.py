@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from freqjax import optim
 from freqjax.evaluation import linear_probe
 
 
@@ -135,10 +136,10 @@ def test_standardize_makes_the_probe_invariant_to_per_dimension_scale_and_shift(
 
 def test_learning_rate_decays_from_epoch_81_as_in_aimclr():
   # AimCLR: lr = base * 0.1 ** (epoch > 80) with 1-based epochs; ours are 0-based.
-  lrs = [linear_probe.epoch_learning_rate(e, 3.0, (80,), 0.1) for e in range(100)]
+  lrs = [optim.epoch_learning_rate(e, 3.0, (80,), 0.1) for e in range(100)]
   assert lrs[:80] == [3.0] * 80
   assert lrs[80:] == [pytest.approx(0.3)] * 20
-  assert linear_probe.epoch_learning_rate(5, 1.0, (2, 4), 0.5) == 0.25
+  assert optim.epoch_learning_rate(5, 1.0, (2, 4), 0.5) == 0.25
 
 
 def test_bad_inputs_give_one_clear_error():

@@ -4,8 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from freqjax import moco
+from freqjax.losses import moco
+from freqjax.normalize import l2_normalize
 from freqjax.models import heads
+from helpers import import_torch
 
 
 def _unit_rows(rng, shape):
@@ -23,7 +25,7 @@ def _np_info_nce(q, k, queue, temperature):
 
 def test_l2_normalize_matches_torch_semantics():
   x = np.array([[3.0, 4.0], [0.0, 0.0], [1e-14, 0.0]], np.float32)
-  got = np.asarray(moco.l2_normalize(jnp.asarray(x)))
+  got = np.asarray(l2_normalize(jnp.asarray(x)))
   # F.normalize divides by max(norm, eps): a zero row stays zero, a tiny row is divided by eps.
   np.testing.assert_allclose(got, [[0.6, 0.8], [0.0, 0.0], [1e-2, 0.0]], rtol=1e-6)
 
@@ -37,7 +39,7 @@ def test_info_nce_matches_numpy_and_torch():
   np.testing.assert_allclose(np.asarray(logits), want_logits, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(float(loss), want_loss, rtol=1e-5)
 
-  torch = pytest.importorskip("torch")
+  torch = import_torch()
   tq, tk, tqueue = (torch.from_numpy(a) for a in (q, k, queue))
   # SkeletonCLR's code: einsum('nc,nc->n'), einsum('nc,ck->nk') with queue (D, K), CE on 0.
   t_logits = torch.cat([torch.einsum("nc,nc->n", tq, tk)[:, None],
@@ -111,7 +113,7 @@ def test_enqueue_rejects_indivisible_queue_before_running():
 
 
 def test_mlp_head_loads_torch_checkpoint_and_matches_its_forward():
-  torch = pytest.importorskip("torch")
+  torch = import_torch()
   torch.manual_seed(0)
   fc = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128))
   state = {f"encoder_q.fc.{k}": v for k, v in fc.state_dict().items()}

@@ -3,6 +3,10 @@ import json
 import os
 import pickle
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +15,8 @@ from freqjax.data import prepare
 from freqjax.data import transform
 
 INFO = "72057594037931101 0 1 1 1 1 0 -0.2 0.1 2"
+# How the command line reports bad input (freqjax.cli): one line, exit status 2.
+ERROR = "python -m freqjax.data.prepare: error: "
 
 
 def write_skeleton(path, frames):
@@ -139,10 +145,162 @@ def test_rerun_skips_finished_parts_and_redoes_missing_ones(tmp_path, capsys):
   assert all(os.stat(path).st_mtime_ns == stamps[path] for path in files
              if "xview/val" not in path)
   # Another frame count into the same folder is refused.
-  assert prepare.main(args + ["--frames", "64"]) == 1
+  assert prepare.main(args + ["--frames", "64"]) == 2
   error = capsys.readouterr().err.strip()
-  assert re.fullmatch(r"error: .*xsub/train_manifest\.json: holds ntu60 at 50 frames .*; this "
+  assert re.fullmatch(re.escape(ERROR) + r".*xsub/train_manifest\.json: holds ntu60 at 50 frames .*; this "
                       r"run asks for ntu60 at 64 frames: choose another --out", error)
+
+
+def test_rerun_with_other_inputs_refuses_and_keeps_the_parts(tmp_path, capsys):
+  # NTU-120 from its first archive, then from both: the second run must not keep half.
+  root = ntu_tree(tmp_path / "raw")
+  first = os.path.join(root, "nturgb+d_skeletons")
+  out = str(tmp_path / "out")
+  args = ["ntu120", "--out", out, "--workers", "1", "--quiet", "--raw"]
+  assert prepare.main(args + [first]) == 0
+  inputs = load(out, "xsub", "train", data="position")[2]["inputs"]
+  assert inputs["raw"] == os.path.realpath(first) and inputs["raw_files"] == 5
+  files = [os.path.join(d, f) for d, _, names in os.walk(out) for f in names]
+  stamps = {path: os.stat(path).st_mtime_ns for path in files}
+  capsys.readouterr()
+
+  def refused(raw, *differences):
+    assert prepare.main(args + [raw]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error
+    assert error.startswith(ERROR + os.path.join(out, "xsub", "train_manifest.json") +
+                            ": made from other inputs than this run's: "), error
+    assert error.endswith(f"choose another --out, or delete {out} to prepare it again\n")
+    for difference in differences:
+      assert difference in error, (difference, error)
+
+  refused(root, f"--raw {os.path.realpath(first)!r} (this run: {os.path.realpath(root)!r})",
+          "raw files used 5 (this run: 6)")
+  # The same folder through a link is the same input.
+  os.symlink(first, tmp_path / "link")
+  assert prepare.main(args + [str(tmp_path / "link")]) == 0
+  assert "nothing to do" in capsys.readouterr().out
+  # A file added to the folder, or one renamed (same count, other samples).
+  added = os.path.join(first, "S003C001P001R001A001.skeleton")
+  write_skeleton(added, [[joints] for joints in motion(7, 20)])
+  refused(first, "raw files used 5 (this run: 6)")
+  os.rename(added, os.path.join(first, "S001C001P001R001A003.skeleton"))
+  os.remove(os.path.join(first, "S001C001P001R001A001.skeleton"))
+  refused(first, "the names of the 5 raw files")
+  assert {path: os.stat(path).st_mtime_ns for path in files} == stamps
+  # Parts of an older freqjax, whose manifests lack the inputs, cannot be checked.
+  path = os.path.join(out, "xsub", "train_manifest.json")
+  with open(path) as f:
+    manifest = json.load(f)
+  del manifest["inputs"]
+  with open(path, "w") as f:
+    json.dump(manifest, f)
+  assert prepare.main(args + [first]) == 2
+  assert re.fullmatch(re.escape(ERROR + path) + r": written by an older freqjax that did not "
+                      r"record its inputs .*: choose another --out, or delete .*\n",
+                      capsys.readouterr().err)
+
+
+def test_out_that_is_a_file_leaves_no_temporary_file(tmp_path, capsys):
+  raw = ntu_tree(tmp_path / "raw")
+  args = ["ntu60", "--raw", raw, "--workers", "1", "--quiet", "--out"]
+  out = tmp_path / "out"
+  out.write_text("")
+  assert prepare.main(args + [str(out)]) == 2
+  assert capsys.readouterr().err == f"{ERROR}{out}: not a directory; --out is the folder that " \
+                                    "gets one sub-folder per benchmark\n"
+  # xview is a file: the xsub files already begun are removed.
+  out = tmp_path / "out2"
+  out.mkdir()
+  (out / "xview").write_text("")
+  assert prepare.main(args + [str(out)]) == 2
+  assert capsys.readouterr().err == f"{ERROR}{out / 'xview'}: File exists\n"
+  assert sorted(os.listdir(out)) == ["xsub", "xview"] and not os.listdir(out / "xsub")
+
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def children(pid):
+  """The ids of the live (not zombie) processes whose parent is `pid`, from /proc."""
+  found = []
+  for name in os.listdir("/proc"):
+    try:
+      with open(f"/proc/{name}/stat") as f:
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+        state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+    except (OSError, ValueError):
+      continue
+    if name.isdigit() and int(ppid) == pid and state != "Z":
+      found.append(int(name))
+  return found
+
+
+def alive(pid):
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+@pytest.fixture
+def stuck_prepare(tmp_path):
+  """A `prepare --workers 2` subprocess one of whose workers waits, forever, on a raw file.
+
+  The file is a FIFO: it opens once this side opens it for writing, then its read blocks
+  until the writer closes. Yields (process, output folder, worker pids).
+  """
+  raw = ntu_tree(tmp_path / "raw")
+  fifo = os.path.join(raw, "nturgb+d_skeletons", "S001C001P009R001A001.skeleton")
+  os.mkfifo(fifo)
+  out = str(tmp_path / "out")
+  process = subprocess.Popen(
+      [sys.executable, "-m", "freqjax.data.prepare", "ntu60", "--raw", raw, "--out", out,
+       "--workers", "2", "--quiet"], cwd=REPOSITORY, stderr=subprocess.PIPE, text=True)
+  writer, deadline = None, time.monotonic() + 60
+  while writer is None:
+    assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+    try:  # succeeds once a worker has opened the FIFO to read it
+      writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+      time.sleep(0.05)
+  workers = [pid for pid in children(process.pid)
+             if b"resource_tracker" not in open(f"/proc/{pid}/cmdline", "rb").read()]
+  assert len(workers) == 2
+  try:
+    yield process, out, workers
+  finally:
+    for pid in children(process.pid) + workers:
+      if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    process.kill()
+    process.communicate()
+    os.close(writer)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_prepare_is_killed(stuck_prepare):
+  process, _, workers = stuck_prepare
+  everyone = children(process.pid)  # the workers and multiprocessing's resource tracker
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  deadline = time.monotonic() + 10
+  while any(map(alive, everyone)) and time.monotonic() < deadline:
+    time.sleep(0.1)
+  assert not [pid for pid in everyone if alive(pid)], (everyone, workers)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_worker_killed_by_the_system_is_one_line(stuck_prepare):
+  process, out, workers = stuck_prepare
+  os.kill(workers[0], signal.SIGKILL)  # as the kernel's out-of-memory killer would
+  _, error = process.communicate(timeout=60)
+  assert process.returncode == 2
+  assert error == (f"{ERROR}a worker process ended abruptly, most often killed by the system "
+                   "for lack of memory; the unfinished parts were not kept: run again with "
+                   "fewer --workers (this run: 2) or with more memory free\n")
+  assert not [name for _, _, names in os.walk(out) for name in names]
 
 
 def test_ntu120_raw_arrays_and_xset(tmp_path):
@@ -169,10 +327,10 @@ def test_two_workers_match_one_and_worker_errors_stop_cleanly(tmp_path, capsys):
   with open(bad, "w") as f:
     f.write("2\n1\n" + INFO + "\n25\n0 0 0\n")  # truncated in frame 1
   out2 = str(tmp_path / "two")
-  assert prepare.main(["ntu60", "--raw", raw, "--out", out2, "--workers", "2", "--quiet"]) == 1
+  assert prepare.main(["ntu60", "--raw", raw, "--out", out2, "--workers", "2", "--quiet"]) == 2
   error = capsys.readouterr().err
   assert error.count("\n") == 1
-  assert error.startswith(f"error: {bad}: file ends after line 5 inside the joints of body 1 "
+  assert error.startswith(f"{ERROR}{bad}: file ends after line 5 inside the joints of body 1 "
                           "of frame 1")
   assert not leftovers(out2) and not [f for _, _, fs in os.walk(out2) for f in fs]
   os.remove(bad)
@@ -201,16 +359,16 @@ def test_ntu_bad_input_writes_nothing(tmp_path, capsys, name, content, problem):
     with open(path, "w") as f:
       f.write(content)
   out = str(tmp_path / "out")
-  assert prepare.main(["ntu60", "--raw", raw, "--out", out, "--workers", "1", "--quiet"]) == 1
+  assert prepare.main(["ntu60", "--raw", raw, "--out", out, "--workers", "1", "--quiet"]) == 2
   error = capsys.readouterr().err
-  assert re.match(f"error: {re.escape(path)}: {problem}", error), error
+  assert re.match(re.escape(ERROR) + f"{re.escape(path)}: {problem}", error), error
   assert not os.path.exists(out) or not [f for _, _, fs in os.walk(out) for f in fs]
 
 
 def test_no_skeleton_files_and_unknown_dataset(tmp_path, capsys):
   assert prepare.main(["ntu60", "--raw", str(tmp_path), "--out", str(tmp_path / "o"),
-                       "--quiet"]) == 1
-  assert re.match(f"error: {re.escape(str(tmp_path))}: no .skeleton files",
+                       "--quiet"]) == 2
+  assert re.match(re.escape(ERROR) + f"{re.escape(str(tmp_path))}: no .skeleton files",
                   capsys.readouterr().err)
   with pytest.raises(SystemExit):
     prepare.main(["ntu90", "--raw", str(tmp_path), "--out", str(tmp_path / "o")])
@@ -283,18 +441,18 @@ def test_pku_bad_labels_write_nothing(tmp_path, capsys, video, labels, problem):
   with open(path, "w") as f:
     f.write(labels)
   out = str(tmp_path / "out")
-  assert prepare.main(["pku1", "--raw", raw, "--out", out, "--workers", "1", "--quiet"]) == 1
-  assert re.match(f"error: {re.escape(path)}: {problem}", capsys.readouterr().err)
+  assert prepare.main(["pku1", "--raw", raw, "--out", out, "--workers", "1", "--quiet"]) == 2
+  assert re.match(re.escape(ERROR) + f"{re.escape(path)}: {problem}", capsys.readouterr().err)
   assert not [f for _, _, fs in os.walk(out) for f in fs]
 
 
 def test_pku_wrong_phase_and_missing_skeleton(tmp_path, capsys):
   raw, _ = pku_tree(tmp_path / "raw")
   out = str(tmp_path / "out")
-  assert prepare.main(["pku2", "--raw", raw, "--out", out, "--quiet"]) == 1
-  assert re.match(r"error: .*0002-L\.txt: not a PKU-MMD pku2 label file name "
+  assert prepare.main(["pku2", "--raw", raw, "--out", out, "--quiet"]) == 2
+  assert re.match(re.escape(ERROR) + r".*0002-L\.txt: not a PKU-MMD pku2 label file name "
                   r"\(e\.g\. A01N01-L\.txt\)", capsys.readouterr().err)
   os.remove(os.path.join(raw, "PKU_Skeleton_Renew", "0003-L.txt"))
-  assert prepare.main(["pku1", "--raw", raw, "--out", out, "--quiet"]) == 1
-  assert re.match(r"error: .*Train_Label_PKU_final/0003-L\.txt: no skeleton file .*0003-L\.txt",
+  assert prepare.main(["pku1", "--raw", raw, "--out", out, "--quiet"]) == 2
+  assert re.match(re.escape(ERROR) + r".*Train_Label_PKU_final/0003-L\.txt: no skeleton file .*0003-L\.txt",
                   capsys.readouterr().err)

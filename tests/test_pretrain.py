@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from configs import pretrain as pretrain_configs
-from freqjax import checkpoint, convert, pretrain
+from freqjax.checkpoints import pytorch as convert
+from freqjax.pretraining import loop as pretrain
 from freqjax.data import pipeline, readers, synthetic
 from freqjax.text import embed
-from test_stgcn import random_state_dict
+from helpers.torch_stgcn import random_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,7 +66,7 @@ def test_train_py_two_steps(tiny_data, tmp_path):
 @pytest.mark.slow
 def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path, monkeypatch):
   config = tiny_config(tiny_data, optim__epochs=1.0)  # 8 steps, checkpoints every 2
-  straight = jax.device_get(pretrain.train_and_evaluate(config, str(tmp_path / "straight")))
+  straight = jax.device_get(pretrain.pretrain(config, str(tmp_path / "straight")))
 
   real_batches = pipeline.train_batches
 
@@ -77,10 +78,10 @@ def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path, monkey
 
   monkeypatch.setattr(pipeline, "train_batches", killed_after_five)
   with pytest.raises(KeyboardInterrupt):
-    pretrain.train_and_evaluate(config, str(tmp_path / "resumed"))
+    pretrain.pretrain(config, str(tmp_path / "resumed"))
   assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["2", "4"]
   monkeypatch.setattr(pipeline, "train_batches", real_batches)
-  resumed = jax.device_get(pretrain.train_and_evaluate(config, str(tmp_path / "resumed")))
+  resumed = jax.device_get(pretrain.pretrain(config, str(tmp_path / "resumed")))
   assert int(resumed.step) == int(straight.step) > 5
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -92,7 +93,7 @@ def test_nonfinite_loss_stops_with_the_step(tiny_data, tmp_path):
   config.optim.schedule = "step"
   config.checkpoint_every_steps = 1
   with pytest.raises(FloatingPointError, match=r"Non-finite loss at step (\d+)") as error:
-    pretrain.train_and_evaluate(config, str(tmp_path))
+    pretrain.pretrain(config, str(tmp_path))
   bad_step = int(error.value.args[0].split("step ")[1].split(";")[0])
   saved = [int(s) for s in os.listdir(tmp_path / "checkpoints")]
   # The NaN state is never saved: every checkpoint is from before the bad step.
@@ -146,7 +147,7 @@ def test_pretraining_learns_against_an_untrained_control(larger_data, tmp_path):
                          optim__base_lr=base_lr, optim__warmup_epochs=0.0,
                          model__dropout=0.0)
     config.checkpoint_every_steps = 1000
-    pretrain.train_and_evaluate(config, str(tmp_path / name))
+    pretrain.pretrain(config, str(tmp_path / name))
     # Leave out the first steps, while the queue still holds its random initial keys.
     return read_metrics(tmp_path / name)[8:]
 
@@ -162,13 +163,14 @@ def test_pretraining_learns_against_an_untrained_control(larger_data, tmp_path):
 @pytest.mark.slow
 def test_knn_monitor_logs_the_accuracy_of_the_saved_encoder(tiny_data, tmp_path):
   """The monitor's number is kNN of the query encoder at that step on its fixed slices."""
-  from freqjax import evaluate, knn_monitor  # pylint: disable=import-outside-toplevel
+  from freqjax.evaluation import run as evaluate  # pylint: disable=import-outside-toplevel
+  from freqjax.pretraining import monitor as knn_monitor  # pylint: disable=import-outside-toplevel
   from freqjax.evaluation import knn  # pylint: disable=import-outside-toplevel
   config = tiny_config(tiny_data, optim__epochs=2.0, monitor__knn_every_epochs=1.0,
                        monitor__knn_train_samples=40, monitor__knn_test_samples=30,
                        monitor__knn_k=5, optim__base_lr=1.0)
   config.log_every_steps = 3
-  state = pretrain.train_and_evaluate(config, str(tmp_path / "run"))
+  state = pretrain.pretrain(config, str(tmp_path / "run"))
   metrics = read_metrics(tmp_path / "run")
   train_size = len(readers.load_dataset("aimclr", config.data.path, "train"))
   steps_per_epoch = train_size // 8

@@ -123,7 +123,7 @@ def test_missing_model_is_one_clear_message(tmp_path, capsys):
   status = embed.main(["--descriptions", str(descriptions), "--out", str(tmp_path / "o.npz"),
                        "--model", "nobody-here/no-such-clip"])
   err = capsys.readouterr().err
-  assert status == 2 and err.startswith("error: text model 'nobody-here/no-such-clip'")
+  assert status == 2 and err.startswith("python -m freqjax.text.embed: error: text model 'nobody-here/no-such-clip'")
   assert "Traceback" not in err and "huggingface-cli download nobody-here/no-such-clip" in err
   assert not (tmp_path / "o.npz").exists()
 

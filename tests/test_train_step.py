@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from configs import pretrain
-from freqjax import optim, train_state, train_step
+from freqjax import optim, parallel
+from freqjax.pretraining import state as train_state
+from freqjax.pretraining import step as train_step
 
 WORKER = os.path.join(os.path.dirname(__file__), "parallel_worker.py")
 
@@ -50,14 +52,14 @@ def test_eight_devices_equal_one_device(one_device, backend):
 
 
 def _single_device_step(config, batch, steps=1):
-  dp = train_step.DataParallel("pmap", devices=tuple(jax.devices()[:1]))
+  dp = parallel.DataParallel("pmap", devices=tuple(jax.devices()[:1]))
   tx = optim.sgd(config, steps_per_epoch=10)
   words = batch.get("word_features")
   init = jax.jit(functools.partial(train_state.create_train_state, config,
                                    train_state.build_networks(config, None), tx))
   state = init(jnp.asarray(batch["x"][:2]), None if words is None else jnp.asarray(words[:2]))
   fn = dp.compile(functools.partial(
-      train_step.train_step, nets=train_state.build_networks(config, train_step.AXIS), tx=tx,
+      train_step.train_step, nets=train_state.build_networks(config, parallel.AXIS), tx=tx,
       schedule=optim.learning_rate(config, 10), config=config), donate_state=False)
   before = jax.device_get(state)
   placed = dp.put_state(state)

@@ -2,8 +2,10 @@
 import os
 from collections.abc import Iterable
 
+from freqjax import cli
 
-class DataFormatError(ValueError):
+
+class DataFormatError(cli.UserError, ValueError):
   """A data file is malformed or inconsistent; the message reads `"<path>: <problem>"`.
 
   Raise it either with the whole message, `DataFormatError(f"{path}: {problem}")`, or with

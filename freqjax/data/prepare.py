@@ -14,8 +14,10 @@ and part P (AimCLR's `train` and `val`) it writes, into `OUT/B/`:
 - `P_label.pkl`: the pickled pair `(sample_names, labels)`, a list of file names
   (`S001C001P001R001A001.skeleton`; PKU clips `F002V001C013L004.skeleton`) and a list of
   int class ids, as AimCLR's gendata writes it;
-- `P_manifest.json`: samples, class counts, frames, transform, source directory, and what
-  was skipped (samples with no skeleton; PKU videos its split file leaves out).
+- `P_manifest.json`: samples, class counts, frames, transform, source directory, what
+  was skipped (samples with no skeleton; PKU videos its split file leaves out), and under
+  `inputs` what the part was made from: the raw folders (absolute, links resolved), the
+  number of raw files used and a digest of their names, and for PKU-MMD the split files.
 
 Samples are in file-name order. NTU: every `*.skeleton` under `--raw` (searched
 recursively, so NTU-120's two archives can sit side by side); `ntu60` takes setups 1-17.
@@ -27,24 +29,35 @@ one sub-directory whose name contains "skeleton" and one whose name contains "la
 
 Each file is written under a temporary name and renamed when complete, the manifest
 last, so a part is either whole or absent; a re-run skips parts whose three files exist.
-Bad input stops the run with one line naming the file and the problem, leaving no
-partial file behind.
+A re-run whose settings or inputs differ from a finished part's manifest (another --raw,
+raw files added or removed, other --frames) refuses, naming the difference: a folder is
+never half one dataset and half another. Outputs of an older freqjax, whose manifests
+lack `inputs`, are refused too (delete them, or choose another --out).
+
+Bad input stops the run with one line naming the file and the problem (exit status 2),
+leaving no partial file behind. The worker processes end with prepare, even when it is
+killed; a worker killed by the system (out of memory) stops the run with one line.
 """
 import argparse
 import concurrent.futures
 import dataclasses
+import errno
 import functools
+import hashlib
 import json
 import multiprocessing
 import os
 import pickle
 import struct
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from freqjax import cli
 from freqjax.data import ntu
 from freqjax.data import pku
 from freqjax.data import transform
@@ -58,6 +71,12 @@ TRANSFORM = "skeletonclr/aimclr (centre joint 21, resize valid frames, shoulder 
 # own headers for these shapes are 128 bytes too.
 _NPY_HEADER_BYTES = 128
 _PARTIAL = ".partial"
+# How often a worker checks that prepare's process is still alive.
+_PARENT_POLL_SECONDS = 0.5
+# What the `inputs` of a manifest are called in messages.
+_INPUT_NAMES = {"raw": "--raw", "skeleton_dir": "--skeleton_dir", "label_dir": "--label_dir",
+                "split_files": "split files", "raw_files": "raw files used",
+                "raw_files_sha256": "digest of the raw file names"}
 
 
 @dataclasses.dataclass
@@ -126,15 +145,20 @@ def _settings(dataset: str, frames: int | None) -> dict:
           "transform": TRANSFORM if frames else RAW}
 
 
-def _is_done(directory: str, part: str, dataset: str, frames: int | None) -> bool:
-  """Whether the part's three files exist; raises if they hold other settings."""
+def _digest(names: Iterable[str]) -> str:
+  return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def _is_done(out: str, directory: str, part: str, dataset: str, frames: int | None,
+             inputs: dict) -> bool:
+  """Whether the part's three files exist; raises if they hold other settings or inputs."""
   paths = [os.path.join(directory, name) for name in _file_names(part, frames)]
   if not all(os.path.exists(path) for path in paths):
     return False
   try:
-    with open(paths[2]) as f:
+    with open(paths[2], encoding="utf-8") as f:
       manifest = json.load(f)
-  except json.JSONDecodeError as error:
+  except ValueError as error:  # JSON or UTF-8
     raise DataFormatError(paths[2], f"not a manifest ({error}); delete it to redo the part")
   wanted = _settings(dataset, frames)
   found = {key: manifest.get(key) for key in wanted}
@@ -142,6 +166,18 @@ def _is_done(directory: str, part: str, dataset: str, frames: int | None) -> boo
     raise DataFormatError(paths[2], f"holds {found['dataset']} at {found['frames']} frames "
                           f"({found['transform']}); this run asks for {dataset} at "
                           f"{wanted['frames']} frames: choose another --out")
+  redo = f"choose another --out, or delete {out} to prepare it again"
+  if "inputs" not in manifest:
+    raise DataFormatError(paths[2], "written by an older freqjax that did not record its "
+                          f"inputs (--raw, the raw files), so a re-run cannot check them: {redo}")
+  differ = [f"{_INPUT_NAMES[key]} {manifest['inputs'].get(key)!r} (this run: {value!r})"
+            for key, value in inputs.items()
+            if manifest["inputs"].get(key) != value and key != "raw_files_sha256"]
+  if not differ and manifest["inputs"].get("raw_files_sha256") != inputs["raw_files_sha256"]:
+    differ = [f"the names of the {inputs['raw_files']} raw files"]
+  if differ:
+    raise DataFormatError(paths[2], f"made from other inputs than this run's: "
+                          f"{'; '.join(differ)}. A folder holds one dataset: {redo}")
   return True
 
 
@@ -149,7 +185,8 @@ class _Part:
   """The output of one benchmark part, filled sample by sample."""
 
   def __init__(self, directory: str, benchmark: str, part: str, dataset: str,
-               frames: int | None, num_classes: int, source: str, extra: dict):
+               frames: int | None, num_classes: int, source: str, inputs: dict,
+               extra: dict):
     os.makedirs(directory, exist_ok=True)
     self.directory = directory
     self.benchmark = benchmark
@@ -158,6 +195,7 @@ class _Part:
     self.frames = frames
     self.num_classes = num_classes
     self.source = source
+    self.inputs = inputs
     self.extra = extra
     self.names: list[str] = []
     self.labels: list[int] = []
@@ -202,6 +240,7 @@ class _Part:
         "skipped_no_valid_frame_samples": self.skipped["no_valid_frame"],
         "cropped_to_300_frames": self.cropped,
         **self.extra,
+        "inputs": self.inputs,
     }
     _write_atomic(os.path.join(self.directory, manifest_name),
                   (json.dumps(manifest, indent=1) + "\n").encode())
@@ -248,6 +287,19 @@ def _pku_unit(unit: tuple[str, str, str], phase: str, frames: int | None) -> lis
   return sorted(samples, key=lambda sample: sample.name)
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+  """Initializer of a worker process: it exits when prepare's process is gone.
+
+  Without it a worker outlives a killed prepare, waiting forever on the task queue: the
+  queue's pipe never reports the parent gone, as the workers hold its ends too.
+  """
+  def watch():
+    while os.getppid() == parent_pid:
+      time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)  # pylint: disable=protected-access
+  threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _run(units: Sequence, routes: Sequence[dict[str, str | None]],
          work: Callable[..., list[_Sample]], parts: dict[tuple[str, str], _Part],
          workers: int, progress: bool, description: str) -> list[dict]:
@@ -264,7 +316,8 @@ def _run(units: Sequence, routes: Sequence[dict[str, str | None]],
       # executor rather than multiprocessing.Pool: Pool.terminate() can hang after a worker
       # error, while shutdown(cancel_futures=True) returns.
       pool = concurrent.futures.ProcessPoolExecutor(
-          workers, mp_context=multiprocessing.get_context("spawn"))
+          workers, mp_context=multiprocessing.get_context("spawn"),
+          initializer=_exit_with_parent, initargs=(os.getpid(),))
       results: Iterable = pool.map(work, [units[i] for i in wanted], chunksize=4)
     else:
       results = map(work, [units[i] for i in wanted])
@@ -277,9 +330,14 @@ def _run(units: Sequence, routes: Sequence[dict[str, str | None]],
           for sample in samples:
             target.add(sample)
     manifests = [target.finish() for target in parts.values()]
-  except BaseException:
+  except BaseException as error:
     for target in parts.values():
       target.abort()
+    if isinstance(error, concurrent.futures.process.BrokenProcessPool):
+      raise cli.UserError(
+          f"a worker process ended abruptly, most often killed by the system for lack of "
+          f"memory; the unfinished parts were not kept: run again with fewer --workers "
+          f"(this run: {workers}) or with more memory free") from None
     raise
   finally:
     if pool is not None:
@@ -288,15 +346,25 @@ def _run(units: Sequence, routes: Sequence[dict[str, str | None]],
 
 
 def _pending_parts(out: str, benchmarks: Iterable[str], dataset: str, frames: int | None,
-                   num_classes: int, source: str,
+                   num_classes: int, source: str, inputs: dict,
                    extra: dict[str, dict] | None = None) -> dict[tuple[str, str], _Part]:
+  """The parts still to write, opened; raises before opening any if a finished one differs."""
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise NotADirectoryError(errno.ENOTDIR, "not a directory; --out is the folder that gets "
+                             "one sub-folder per benchmark", out)
+  pending = [(benchmark, part) for benchmark in benchmarks for part in ntu.SPLITS
+             if not _is_done(out, os.path.join(out, benchmark), part, dataset, frames,
+                             inputs)]
   parts = {}
-  for benchmark in benchmarks:
-    directory = os.path.join(out, benchmark)
-    for part in ntu.SPLITS:
-      if not _is_done(directory, part, dataset, frames):
-        parts[(benchmark, part)] = _Part(directory, benchmark, part, dataset, frames,
-                                         num_classes, source, (extra or {}).get(benchmark, {}))
+  try:
+    for benchmark, part in pending:
+      parts[(benchmark, part)] = _Part(os.path.join(out, benchmark), benchmark, part, dataset,
+                                       frames, num_classes, source, inputs,
+                                       (extra or {}).get(benchmark, {}))
+  except BaseException:
+    for target in parts.values():
+      target.abort()
+    raise
   return parts
 
 
@@ -343,8 +411,10 @@ def prepare_ntu(dataset: str, raw: str, out: str, frames: int | None = DEFAULT_F
     units.append(paths[name])
     routes.append({benchmark: ntu.split_of(sample, dataset, benchmark)
                    for benchmark in ntu.BENCHMARKS[dataset]})
+  inputs = {"raw": os.path.realpath(raw), "raw_files": len(units),
+            "raw_files_sha256": _digest(os.path.basename(path) for path in units)}
   parts = _pending_parts(out, ntu.BENCHMARKS[dataset], dataset, frames,
-                         ntu.NUM_CLASSES[dataset], os.path.abspath(raw))
+                         ntu.NUM_CLASSES[dataset], os.path.abspath(raw), inputs)
   if not parts:
     return []
   work = functools.partial(_ntu_unit, frames=frames)
@@ -435,8 +505,13 @@ def prepare_pku(phase: str, raw: str, out: str, frames: int | None = DEFAULT_FRA
                           f"{pku.SPLIT_FILE_NAMES[phase]['xview'][0]} below it")
   routes = [{benchmark: split.part_of(video) for benchmark, split in splits.items()}
             for video, _, _ in videos]
+  inputs = {"raw": os.path.realpath(raw), "skeleton_dir": os.path.realpath(skeleton_dir),
+            "label_dir": os.path.realpath(label_dir),
+            "split_files": {benchmark: os.path.realpath(info["split_file"])
+                            for benchmark, info in extra.items()},
+            "raw_files": len(videos), "raw_files_sha256": _digest(video for video, _, _ in videos)}
   parts = _pending_parts(out, splits, phase, frames, pku.NUM_CLASSES,
-                         os.path.abspath(raw), extra)
+                         os.path.abspath(raw), inputs, extra)
   if not parts:
     return []
   work = functools.partial(_pku_unit, phase=phase, frames=frames)
@@ -468,6 +543,7 @@ def _frames(text: str) -> int:
   return value
 
 
+@cli.report_errors("python -m freqjax.data.prepare")
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m freqjax.data.prepare",
@@ -482,15 +558,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--skeleton_dir", help="PKU-MMD: the skeleton directory")
   parser.add_argument("--label_dir", help="PKU-MMD: the label directory")
   parser.add_argument("--quiet", action="store_true", help="no progress bar")
+  cli.add_traceback_flag(parser)
   args = parser.parse_args(argv)
+  if args.workers < 1:
+    parser.error(f"--workers must be at least 1, got {args.workers}")
   pku_dirs = {key: value for key, value in
               (("skeleton_dir", args.skeleton_dir), ("label_dir", args.label_dir)) if value}
-  try:
-    manifests = prepare(args.dataset, args.raw, args.out, args.frames, args.workers,
-                        not args.quiet, **pku_dirs)
-  except (DataFormatError, OSError) as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 1
+  manifests = prepare(args.dataset, args.raw, args.out, args.frames, args.workers,
+                      not args.quiet, **pku_dirs)
   if not manifests:
     print(f"{args.out}: every part is already prepared; nothing to do")
   for manifest in manifests:

@@ -5,9 +5,9 @@ BatchNorm in train mode, dropout on, the normal-view augmentation (temporal crop
 PyTorch SGD with a per-epoch step decay of the learning rate.
 
 `finetune_step` is written once, per device, like the pretraining step
-(`freqjax.train_step`): it sees one device's shard of the batch, gradients and metrics are
-`pmean`ed over `train_step.AXIS`, BatchNorm statistics are those of the global batch
-(the encoder is built with `bn_axis_name=AXIS`), and `train_step.DataParallel` compiles
+(`freqjax.pretraining.step`): it sees one device's shard of the batch, gradients and metrics are
+`pmean`ed over `parallel.AXIS`, BatchNorm statistics are those of the global batch
+(the encoder is built with `bn_axis_name=AXIS`), and `parallel.DataParallel` compiles
 it with `jax.pmap` or `jax.jit(jax.shard_map(...))`. Sample i of the global batch is
 augmented with `fold_in(key, i)` (i = device index × per-device batch + row), so N devices
 with a global batch B give the same numbers as one device with batch B. Dropout masks are
@@ -32,11 +32,11 @@ import numpy as np
 import optax
 import tqdm
 
+from freqjax import optim
 from freqjax.data import augment, pipeline, streams
-from freqjax.evaluation import linear_probe
 from freqjax.models import STGCN
 from freqjax.models.heads import LinearClassifier
-from freqjax.train_step import AXIS, DataParallel
+from freqjax.parallel import AXIS, DataParallel, global_rows, row_keys
 
 
 @flax.struct.dataclass
@@ -84,15 +84,9 @@ class FinetuneResult:
   backend: str
 
 
-def sgd(momentum: float, nesterov: bool, weight_decay: float) -> optax.GradientTransformation:
-  """PyTorch SGD without the learning rate: `g += wd·p; v = m·v + g` (the step does `p -= lr·v`)."""
-  return optax.chain(optax.add_decayed_weights(weight_decay),
-                     optax.trace(decay=momentum, nesterov=nesterov))
-
-
 def learning_rates(config: ml_collections.ConfigDict) -> np.ndarray:
   """`(epochs,)` float32 learning rate of each 0-based epoch (`config` is `finetune.*`)."""
-  return np.asarray([linear_probe.epoch_learning_rate(e, config.learning_rate,
+  return np.asarray([optim.epoch_learning_rate(e, config.learning_rate,
                                                       config.decay_epochs, config.decay_factor)
                      for e in range(config.epochs)], np.float32)
 
@@ -136,7 +130,7 @@ def create_state(encoder_variables: dict, head: LinearClassifier, feature_dim: i
       the caller's arrays survive the donating step).
     head: the classifier on the `(B, feature_dim)` pooled features.
     feature_dim: the encoder's `hidden_dim`.
-    tx: `sgd(...)`.
+    tx: `optim.pytorch_sgd(...)` without a learning rate.
     seed: the head's initialisation and the step keys come from `PRNGKey(seed)`.
   """
   init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
@@ -150,8 +144,7 @@ def create_state(encoder_variables: dict, head: LinearClassifier, feature_dim: i
 def finetune_step(state: FinetuneState, batch: dict, *, encoder: STGCN,
                   head: LinearClassifier, tx: optax.GradientTransformation,
                   epoch_lrs: np.ndarray, steps_per_epoch: int, stream: str,
-                  augment_views: bool, padding_ratio: int,
-                  shear_amplitude: float) -> tuple[FinetuneState, dict]:
+                  augmentation: ml_collections.ConfigDict) -> tuple[FinetuneState, dict]:
   """One SGD step on the encoder and the head, on this device's shard (call it compiled
   by `DataParallel`, which names the device axis `AXIS`).
 
@@ -161,12 +154,13 @@ def finetune_step(state: FinetuneState, batch: dict, *, encoder: STGCN,
       turned into `stream`; `label (B,)` int.
     encoder: the ST-GCN with `bn_axis_name=AXIS`.
     head: the classifier.
-    tx: `sgd(...)`.
+    tx: `optim.pytorch_sgd(...)` without a learning rate.
     epoch_lrs: `(epochs,)` learning rate of each epoch (`learning_rates`); the step's
       epoch is `state.step // steps_per_epoch` (PyTorch SGD: `p -= lr·v`).
     steps_per_epoch: steps of one epoch.
     stream: `data.stream` the encoder was pretrained on.
-    augment_views: apply `augment.normal_view` with `padding_ratio`, `shear_amplitude`.
+    augmentation: the normal view's settings (`finetune.augment`: enabled, padding_ratio,
+      shear_amplitude; see `augment.view_from_config`).
 
   Returns:
     The new state and `{"loss", "accuracy"}`: means over the global batch (accuracy in
@@ -176,11 +170,9 @@ def finetune_step(state: FinetuneState, batch: dict, *, encoder: STGCN,
   local = x.shape[0]
   device = jax.lax.axis_index(AXIS)
   augment_key, dropout_key = jax.random.split(jax.random.fold_in(state.rng, state.step))
-  if augment_views:
-    rows = device * local + jnp.arange(local)  # global rows: independent of the sharding
-    keys = jax.vmap(lambda i: jax.random.fold_in(augment_key, i))(rows)
-    view = functools.partial(augment.normal_view, padding_ratio=padding_ratio,
-                             shear_amplitude=shear_amplitude)
+  if augmentation.enabled:
+    keys = row_keys(augment_key, global_rows(local))  # independent of the sharding
+    view = augment.view_from_config(augmentation)
     x = jax.vmap(view)(keys, x)
   x = streams.to_stream(x, stream)
   dropout_key = jax.random.fold_in(dropout_key, device)
@@ -220,8 +212,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
     dataset: the labelled samples (`x (N, 3, T, V, M)` joints as `dataset.read` returns).
     num_classes: the head's outputs.
     config: the eval config's `finetune.*` (epochs, batch_size, learning_rate, momentum,
-      nesterov, weight_decay, decay_epochs, decay_factor, augment, padding_ratio,
-      shear_amplitude).
+      nesterov, weight_decay, decay_epochs, decay_factor, augment).
     stream: `data.stream`, computed on device after the augmentation.
     seed: shuffling, the head's initialisation and the augmentation keys.
     prefetch: batches read ahead in a background thread.
@@ -231,10 +222,11 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
     progress: show a progress bar.
 
   Raises:
-    ValueError: `config.batch_size` is not divisible by the device count (raised before
-      anything is compiled).
+    ValueError: `config.batch_size` is not divisible by the device count, or a
+      `finetune.augment` setting is invalid (raised before anything is compiled).
     FloatingPointError: the loss became NaN/inf.
   """
+  augment.check_config(config.augment, "finetune.augment")
   dp = DataParallel(backend, devices=tuple(devices or jax.local_devices()))
   batch_size = global_batch_size(config.batch_size, len(dataset), dp.num_devices)
   if batch_size < config.batch_size:
@@ -243,7 +235,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
   steps_per_epoch = pipeline.steps_per_epoch(len(dataset), batch_size)
 
   head = LinearClassifier(num_classes)
-  tx = sgd(config.momentum, config.nesterov, config.weight_decay)
+  tx = optim.pytorch_sgd(config.momentum, config.nesterov, config.weight_decay)
   epoch_lrs = learning_rates(config)
   state = jax.jit(functools.partial(create_state, head=head, feature_dim=encoder.hidden_dim,
                                     tx=tx, seed=seed))(encoder_variables)
@@ -251,8 +243,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
   step_fn = dp.compile(functools.partial(
       finetune_step, encoder=encoder.clone(bn_axis_name=AXIS), head=head, tx=tx,
       epoch_lrs=epoch_lrs, steps_per_epoch=steps_per_epoch, stream=stream,
-      augment_views=config.augment, padding_ratio=config.padding_ratio,
-      shear_amplitude=config.shear_amplitude))
+      augmentation=config.augment))
 
   batches = pipeline.prefetch(
       pipeline.train_batches(dataset, batch_size, seed, num_devices=dp.num_devices,
@@ -275,7 +266,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
       if not math.isfinite(means["loss"]):
         raise FloatingPointError(f"{name}: the loss is {means['loss']} in epoch "
                                  f"{epoch + 1}; lower finetune.learning_rate.")
-      lr = linear_probe.epoch_learning_rate(epoch, config.learning_rate,
+      lr = optim.epoch_learning_rate(epoch, config.learning_rate,
                                             config.decay_epochs, config.decay_factor)
       for field, value in (("epoch", epoch + 1), ("lr", lr), ("train_loss", means["loss"]),
                            ("train_top1", means["accuracy"])):

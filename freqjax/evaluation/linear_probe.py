@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from freqjax import normalize, optim
 from freqjax.evaluation import metrics
 
 
@@ -49,16 +50,6 @@ def epoch_batches(key: jax.Array, num_samples: int, batch_size: int
   return indices.reshape(steps, batch_size), mask.reshape(steps, batch_size)
 
 
-def epoch_learning_rate(epoch: int, learning_rate: float, decay_epochs: Sequence[int],
-                        decay_factor: float) -> float:
-  """The lr of 0-based `epoch`: ×decay_factor for each decay epoch already completed.
-
-  `decay_epochs=(80,)` keeps `learning_rate` for epochs 0-79 (1-based 1-80) and decays
-  from 0-based epoch 80 on, as AimCLR's `adjust_lr` does.
-  """
-  return learning_rate * decay_factor ** sum(epoch >= e for e in decay_epochs)
-
-
 @functools.lru_cache(maxsize=16)
 def _epoch_fn(num_classes: int, num_train: int, batch_size: int, momentum: float,
               nesterov: bool, weight_decay: float):
@@ -67,9 +58,7 @@ def _epoch_fn(num_classes: int, num_train: int, batch_size: int, momentum: float
   The lr is an argument: it only changes between epochs, as in the PyTorch recipe.
   """
   model = _classifier(num_classes)
-  # PyTorch SGD: g += wd·p; v = m·v + g; p -= lr·v (optax's trace is the same v).
-  tx = optax.chain(optax.add_decayed_weights(weight_decay),
-                   optax.trace(decay=momentum, nesterov=nesterov))
+  tx = optim.pytorch_sgd(momentum, nesterov, weight_decay)  # the step applies -lr·v
 
   def train_step(data, lr, carry, batch):
     params, opt_state = carry
@@ -109,10 +98,6 @@ def _classifier(num_classes: int) -> nn.Dense:
   # AimCLR's weights_init: fc weights N(0, 0.02²), bias 0.
   return nn.Dense(num_classes, kernel_init=nn.initializers.normal(0.02),
                   bias_init=nn.initializers.zeros)
-
-
-def _l2_normalize(x: jax.Array) -> jax.Array:
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def standardization(train_features) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +201,7 @@ def train_linear_probe(
     mean, inverse_std = standardization(train_features)
     prepare = lambda x: (x - mean) * inverse_std
   else:
-    prepare = _l2_normalize if l2_normalize else (lambda x: x)
+    prepare = normalize.l2_normalize if l2_normalize else (lambda x: x)
   x_train = prepare(jnp.asarray(train_features, jnp.float32))
   y_train = jnp.asarray(train_labels, jnp.int32)
   x_test = prepare(jnp.asarray(test_features, jnp.float32))
@@ -239,7 +224,7 @@ def train_linear_probe(
       "epoch", "lr", "train_loss", "train_top1", "minival_top1", "test_top1", "test_top5")}
   minival_params, best_minival = None, -1.0
   for epoch in range(epochs):
-    lr = epoch_learning_rate(epoch, learning_rate, decay_epochs, decay_factor)
+    lr = optim.epoch_learning_rate(epoch, learning_rate, decay_epochs, decay_factor)
     params, opt_state, row = run_epoch(params, opt_state, jax.random.fold_in(shuffle_key, epoch),
                                        lr, data)
     row = {name: float(value) for name, value in jax.device_get(row).items()}

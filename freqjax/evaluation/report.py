@@ -6,7 +6,7 @@ Files written (all derived from the test scores passed in, so they always agree)
   step, sample counts, and whatever `extra` the caller adds (e.g. the linear probe's
   curve and its best-over-epochs number, labelled as such).
 - `test_logits.npy` `(N_test, C)` float32 and `test_labels.npy` `(N_test,)` int64, the
-  input of `python -m freqjax.ensemble`.
+  input of `python -m freqjax.evaluation.ensemble`.
 - `confusion_matrix.png`: row-normalised (each row is a true class, summing to 100 %),
   with class names; the figure and font sizes scale with the number of classes.
 - `most_confused.txt`: the ten most-confused pairs, counted symmetrically (see

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from freqjax.moco import l2_normalize
+from freqjax.normalize import l2_normalize
 
 
 class ModalityHarmonizer(nn.Module):

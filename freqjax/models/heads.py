@@ -94,16 +94,17 @@ class LinearClassifier(nn.Module):
                     bias_init=nn.initializers.zeros_init(), name="fc")(h)
 
 
-def mlp_head_params_from_torch(state_dict: Mapping[str, Any],
-                               prefix: str = "encoder_q.fc") -> dict[str, dict[str, np.ndarray]]:
+def mlp_head_params_from_torch(state_dict: Mapping[str, Any], prefix: str = "encoder_q.fc",
+                               dtype: np.dtype = np.float32) -> dict[str, dict[str, np.ndarray]]:
   """MLPHead params from a PyTorch SkeletonCLR/AimCLR state dict (see the module docstring).
 
   Args:
     state_dict: name -> array (numpy or anything `np.asarray` accepts, e.g. CPU tensors).
     prefix: the `nn.Sequential` holding the head, `encoder_q.fc` or `encoder_k.fc`.
+    dtype: of the returned arrays.
 
   Returns:
-    `{'layers_0': {'kernel', 'bias'}, 'layers_2': {'kernel', 'bias'}}` as float32 numpy.
+    `{'layers_0': {'kernel', 'bias'}, 'layers_2': {'kernel', 'bias'}}` as numpy `dtype`.
 
   Raises:
     KeyError: naming the missing entry when the state dict has no such head.
@@ -116,7 +117,7 @@ def mlp_head_params_from_torch(state_dict: Mapping[str, Any],
       raise KeyError(f"state dict has no {missing[0]}: is it a SkeletonCLR/AimCLR checkpoint "
                      f"with mlp=True, and is the prefix {prefix!r} right?")
     params[f"layers_{index}"] = {
-        "kernel": np.asarray(state_dict[names["kernel"]], np.float32).T,
-        "bias": np.asarray(state_dict[names["bias"]], np.float32),
+        "kernel": np.asarray(state_dict[names["kernel"]], dtype).T,
+        "bias": np.asarray(state_dict[names["bias"]], dtype),
     }
   return params

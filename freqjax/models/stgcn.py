@@ -2,7 +2,7 @@
 
 Layout inside the network is channels-last: a feature map is `(B, T, V, C)` with
 `B = N·M` (persons folded into the batch), frames, joints, channels. Parameter names
-follow the PyTorch model (`block{i}` is `st_gcn_networks.{i}`) so `freqjax.convert` can
+follow the PyTorch model (`block{i}` is `st_gcn_networks.{i}`) so `freqjax.checkpoints.pytorch` can
 map checkpoints one to one.
 """
 from typing import Sequence

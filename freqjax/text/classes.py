@@ -1,4 +1,5 @@
-"""Action class names of NTU RGB+D 60/120 and PKU-MMD, and prompt templates.
+"""Action class names of NTU RGB+D 60/120, PKU-MMD and freqjax's synthetic dataset, and
+prompt templates.
 
 Index `i` of a table is the training label `i`:
 - NTU RGB+D: label = action id − 1 (`A001` → 0). The names are the dataset's own list,
@@ -10,6 +11,8 @@ Index `i` of a table is the training label `i`:
   The names and their order are those of the dataset's `Split/Actions.xlsx`
   (http://www.icst.pku.edu.cn/struct/Projects/PKUMMD.html), as public loaders transcribe
   it; the interaction classes have ids 12, 14, 16, 18, 21, 24, 26, 27.
+- freqjax's synthetic dataset (`freqjax.data.synthetic`): label = action id − 1 (`A001`
+  → 0), as in NTU RGB+D.
 """
 from typing import Sequence
 
@@ -193,8 +196,16 @@ PKU_MMD_CLASSES: tuple[str, ...] = (
     "writing",
 )
 
+# The 14 classes of freqjax's synthetic dataset, in label order. This table owns the
+# names: the generator's motions (`freqjax.data.synthetic.actions.ACTIONS`) and the
+# dataset's sentences (`descriptions.SYNTHETIC_SENTENCES`) follow it.
+SYNTHETIC_CLASS_NAMES: tuple[str, ...] = (
+    "drink water", "eat meal", "brush teeth", "hand waving", "clapping",
+    "kicking something", "jump up", "sit down", "stand up", "bow", "punch",
+    "handshaking", "hugging", "pushing other person")
+
 # The built-in tables by dataset name (`--classes` of the embedding CLI). The synthetic
-# dataset's names live in `freqjax.data.synthetic.CLASS_NAMES` (see `descriptions.py`).
+# dataset's names have their own sentences instead (`descriptions.synthetic_descriptions`).
 CLASS_TABLES: dict[str, tuple[str, ...]] = {
     "ntu60": NTU60_CLASSES,
     "ntu120": NTU120_CLASSES,

@@ -35,6 +35,7 @@ import json
 import os
 from typing import Mapping, Optional, Sequence
 
+from freqjax import cli
 from freqjax.text import classes
 
 CLASS = "class"
@@ -43,7 +44,7 @@ SAMPLE = "sample"
 _CLASS_FILE_FIELDS = frozenset({"dataset", "classes", "description"})
 
 
-class DescriptionsError(ValueError):
+class DescriptionsError(cli.UserError, ValueError):
   """A descriptions file or mapping is malformed; the message names the file and field."""
 
 
@@ -158,6 +159,9 @@ def load_descriptions(path: str) -> Descriptions:
       content = json.load(f)
   except json.JSONDecodeError as e:
     raise DescriptionsError(f"{path}: not valid JSON ({e})") from None
+  except UnicodeDecodeError as e:
+    raise DescriptionsError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); a "
+                            "descriptions file is JSON") from None
   if not isinstance(content, dict):
     raise DescriptionsError(f"{path}: the top level must be a JSON object, got "
                             f"{type(content).__name__}")
@@ -197,7 +201,7 @@ def prompt_descriptions(dataset: str,
 
 # Body-part sentences for the synthetic dataset's classes (written for freqjax; the first
 # sentence of each class is the plain prompt). Keyed by class name so that the order
-# comes from `freqjax.data.synthetic.CLASS_NAMES`.
+# comes from `classes.SYNTHETIC_CLASS_NAMES`.
 SYNTHETIC_SENTENCES: dict[str, tuple[str, ...]] = {
     "drink water": (
         "a person drink water.",
@@ -291,12 +295,10 @@ def synthetic_descriptions(class_names: Optional[Sequence[str]] = None) -> Descr
 
   Args:
     class_names: the synthetic dataset's class names in label order; by default
-      `freqjax.data.synthetic.CLASS_NAMES`.
+      `classes.SYNTHETIC_CLASS_NAMES`.
   """
   if class_names is None:
-    # Imported here: the text package must not depend on the data package at import time.
-    from freqjax.data.synthetic import CLASS_NAMES  # pylint: disable=g-import-not-at-top
-    class_names = CLASS_NAMES
+    class_names = classes.SYNTHETIC_CLASS_NAMES
   missing = [name for name in class_names if name not in SYNTHETIC_SENTENCES]
   if missing:
     raise DescriptionsError(f"synthetic classes {missing} have no sentences; add them to "

@@ -25,12 +25,14 @@ The file (`np.load(path)`, no pickle), R sentences over K keys:
   descriptions_source  () str
 """
 import argparse
+import errno
 import os
 import sys
 from typing import Optional, Sequence
 
 import numpy as np
 
+from freqjax import cli
 from freqjax import xla_env
 from freqjax.text import classes
 from freqjax.text import descriptions as descriptions_lib
@@ -64,6 +66,7 @@ def embed_descriptions(descriptions: descriptions_lib.Descriptions, encoder, out
   """
   if dtype not in DTYPES:
     raise ValueError(f"dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+  check_out_path(out_path)
   sentences, offsets = descriptions.flat()
   text_embedding, word_features, word_mask = encoder.encode(sentences, batch_size,
                                                             DTYPES[dtype], progress)
@@ -84,11 +87,23 @@ def embed_descriptions(descriptions: descriptions_lib.Descriptions, encoder, out
   out_dir = os.path.dirname(os.path.abspath(out_path))
   os.makedirs(out_dir, exist_ok=True)
   tmp_path = os.path.join(out_dir, f".{os.path.basename(out_path)}.tmp.npz")
-  np.savez_compressed(tmp_path, **arrays)
-  os.replace(tmp_path, out_path)
+  try:
+    np.savez_compressed(tmp_path, **arrays)
+    os.replace(tmp_path, out_path)
+  except BaseException:
+    if os.path.exists(tmp_path):
+      os.remove(tmp_path)
+    raise
   return dict(keys=len(descriptions.keys), sentences=len(sentences),
               text_embedding=text_embedding.shape, word_features=word_features.shape,
               dtype=dtype, model=encoder.name, random_init=encoder.random_init)
+
+
+def check_out_path(out_path: str) -> None:
+  """Raises IsADirectoryError if `out_path`, the `.npz` to write, is a directory."""
+  if os.path.isdir(out_path):
+    raise IsADirectoryError(errno.EISDIR, "a directory; --out is the .npz file to write",
+                            out_path)
 
 
 def embed_synthetic(out_path: str, seed: int = 0, dtype: str = "float16") -> dict:
@@ -121,6 +136,7 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
   parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16",
                       help="storage dtype of the features")
   parser.add_argument("--batch-size", type=int, default=256)
+  cli.add_traceback_flag(parser)
   args = parser.parse_args(argv)
   if args.random_init and args.model is not None:
     parser.error("--random-init and --model exclude each other")
@@ -129,28 +145,25 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
   return args
 
 
+@cli.report_errors("python -m freqjax.text.embed")
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """The CLI; returns the exit status (errors are one message on stderr, status 2)."""
+  """The CLI; returns the exit status (input errors are one line on stderr, status 2)."""
   args = _parse(argv)
+  check_out_path(args.out)
+  if args.descriptions is not None:
+    descriptions = descriptions_lib.load_descriptions(args.descriptions)
+  elif args.classes is not None:
+    descriptions = descriptions_lib.prompt_descriptions(args.classes)
+  else:
+    descriptions = descriptions_lib.synthetic_descriptions()
   xla_env.configure()
   # Imported after configure(): it starts jax.
   from freqjax.text import clip  # pylint: disable=g-import-not-at-top
-  try:
-    if args.descriptions is not None:
-      descriptions = descriptions_lib.load_descriptions(args.descriptions)
-    elif args.classes is not None:
-      descriptions = descriptions_lib.prompt_descriptions(args.classes)
-    else:
-      descriptions = descriptions_lib.synthetic_descriptions()
-    if args.random_init or (args.synthetic and args.model is None):
-      encoder = clip.random_text_encoder(descriptions.flat()[0], seed=args.seed)
-      print(f"WARNING: {random_init_warning(encoder.name)}", file=sys.stderr)
-    else:
-      encoder = clip.load_text_encoder(args.model or clip.DEFAULT_MODEL)
-  except (clip.TextModelNotFoundError, descriptions_lib.DescriptionsError,
-          FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  if args.random_init or (args.synthetic and args.model is None):
+    encoder = clip.random_text_encoder(descriptions.flat()[0], seed=args.seed)
+    print(f"WARNING: {random_init_warning(encoder.name)}", file=sys.stderr)
+  else:
+    encoder = clip.load_text_encoder(args.model or clip.DEFAULT_MODEL)
   summary = embed_descriptions(descriptions, encoder, args.out, args.dtype, args.batch_size,
                                progress=True)
   print(f"wrote {args.out}: {summary['keys']} {descriptions.kind} keys, "

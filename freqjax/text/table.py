@@ -26,6 +26,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from freqjax import cli
+from freqjax.normalize import l2_normalize
 from freqjax.text import embed
 
 SENTENCE_MODES = ("random", "mean")
@@ -34,7 +36,7 @@ _REQUIRED = ("format_version", "kind", "keys", "offsets", "text_embedding", "wor
 _SHOWN_MISSING = 8
 
 
-class TextTableError(ValueError):
+class TextTableError(cli.UserError, ValueError):
   """A text embedding file is unusable, or does not fit the dataset or the model."""
 
 
@@ -90,7 +92,7 @@ class TextTable:
     self._lengths = self.word_mask.sum(axis=1)
     if self.sentences == "mean":
       sums = np.add.reduceat(self.text_embedding.astype(np.float32), self.offsets[:-1])
-      self._mean_embedding = _l2_normalize(sums)
+      self._mean_embedding = l2_normalize(sums)
       self._mean_length = int(np.add.reduceat(self._lengths, self.offsets[:-1]).max())
 
   @classmethod
@@ -195,7 +197,7 @@ class TextTable:
     pick = np.floor(rng.random(key_index.shape) * self._counts[key_index]).astype(np.int64)
     rows = self.offsets[key_index] + pick
     return {
-        "text_embedding": _l2_normalize(self.text_embedding[rows].astype(np.float32)),
+        "text_embedding": l2_normalize(self.text_embedding[rows].astype(np.float32)),
         "word_features": self.word_features[rows].astype(np.float32),
         "word_mask": self.word_mask[rows],
     }
@@ -234,10 +236,6 @@ def dataset_extra_fn(table: TextTable, dataset) -> Callable[[np.ndarray, int], d
     raise TextTableError(f"{table.path}: this file is keyed by sample name but the dataset "
                          "has no sample_names; use a per-class text file")
   return table.extra_fn(list(dataset.sample_names))
-
-
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-  return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def _check_consistent(path: str, content: dict) -> None:

@@ -1,6 +1,6 @@
 """Multi-stream ensemble: a weighted sum of saved test logits (joint, bone, motion).
 
-    python -m freqjax.ensemble \\
+    python -m freqjax.evaluation.ensemble \\
         --logits joint=runs/j/eval/linear/test_logits.npy \\
         --logits bone=runs/b/eval/linear/test_logits.npy \\
         --logits motion=runs/m/eval/linear/test_logits.npy \\
@@ -18,6 +18,7 @@ Every run's `test_labels.npy` (next to its logits) must agree with the others an
 accident. `--out DIR` also writes a full report (see `freqjax.evaluation.report`).
 """
 import argparse
+import errno
 from collections.abc import Mapping, Sequence
 import json
 from pathlib import Path
@@ -26,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from freqjax import cli
 from freqjax.evaluation import metrics
 from freqjax.evaluation import report
 
 DEFAULT_WEIGHTS = {"joint": 0.6, "bone": 0.6, "motion": 0.4}
 
 
-class EnsembleInputError(ValueError):
+class EnsembleInputError(cli.UserError, ValueError):
   """The saved logits or labels cannot be fused as given."""
 
 
@@ -98,6 +100,8 @@ def parse_weights(text: str | None, names: Sequence[str]) -> dict[str, float]:
 
 
 def _load_array(path: Path, what: str) -> np.ndarray:
+  if path.is_dir():
+    raise IsADirectoryError(errno.EISDIR, f"a directory; {what} must be a .npy file", str(path))
   if not path.is_file():
     raise FileNotFoundError(f"{what} file {path} does not exist.")
   try:
@@ -182,8 +186,9 @@ def run_ensemble(streams: Mapping[str, Path], weights: Mapping[str, float] | Non
   return results, "\n".join(lines)
 
 
+@cli.report_errors("python -m freqjax.evaluation.ensemble")
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m freqjax.ensemble", description=__doc__,
+  parser = argparse.ArgumentParser(prog="python -m freqjax.evaluation.ensemble", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--logits", action="append", required=True, metavar="NAME=PATH",
                       help="a stream's test_logits.npy; repeat for each stream")
@@ -193,14 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--labels", default=None, type=Path,
                       help="test labels .npy (default: the runs' test_labels.npy)")
   parser.add_argument("--out", default=None, type=Path, help="write a full report here")
+  cli.add_traceback_flag(parser)
   args = parser.parse_args(argv)
-  try:
-    streams = parse_streams(args.logits)
-    weights = parse_weights(args.weights, list(streams))
-    _, summary = run_ensemble(streams, weights, args.labels, args.out)
-  except (EnsembleInputError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  streams = parse_streams(args.logits)
+  weights = parse_weights(args.weights, list(streams))
+  _, summary = run_ensemble(streams, weights, args.labels, args.out)
   print(summary)
   return 0
 

@@ -4,7 +4,7 @@
 named-axis collectives over `AXIS`: gradients and losses are `pmean`ed, BatchNorm
 statistics are those of the global batch (`BatchNorm(axis_name=AXIS)`), and keys and texts
 are `all_gather`ed in device order before they enter the queues, so every device holds the
-same state. `DataParallel` compiles it with `jax.pmap` or with `jax.jit(jax.shard_map(...))`
+same state. `freqjax.parallel.DataParallel` compiles it with `jax.pmap` or with `jax.jit(jax.shard_map(...))`
 over a 1-D `data` mesh (config `parallel.backend`), and moves states and batches.
 
 Randomness that touches samples (both augmentations, the FM noise) is drawn per sample from
@@ -12,22 +12,19 @@ Randomness that touches samples (both augmentations, the FM noise) is drawn per 
 as one device with batch B. Dropout masks are drawn per device: equal in distribution, not
 bit for bit (the equivalence tests run with dropout 0).
 """
-import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from freqjax import moco
 from freqjax.data import augment, streams
-from freqjax.feature_modulation import feature_modulation_loss
-from freqjax.train_state import Networks, TrainState
-
-AXIS = "data"
+from freqjax.losses import moco
+from freqjax.losses.feature_modulation import feature_modulation_loss
+from freqjax.normalize import l2_normalize
+from freqjax.parallel import AXIS, global_rows, row_keys
+from freqjax.pretraining.state import Networks, TrainState
 
 
 def check_batch_layout(config: ml_collections.ConfigDict, num_devices: int) -> None:
@@ -47,11 +44,9 @@ def check_batch_layout(config: ml_collections.ConfigDict, num_devices: int) -> N
 
 def _views(config: ml_collections.ConfigDict, x: jax.Array, rng: jax.Array,
            row_ids: jax.Array, extreme: bool) -> jax.Array:
-  """Augmented stream of each sample; sample i uses `fold_in(rng, row_ids[i])`."""
-  view = augment.extreme_view if extreme else augment.normal_view
-  view = functools.partial(view, padding_ratio=config.data.padding_ratio,
-                           shear_amplitude=config.data.shear_amplitude)
-  keys = jax.vmap(lambda i: jax.random.fold_in(rng, i))(row_ids)
+  """Augmented stream of each sample (`data.augment`); sample i uses `fold_in(rng, row_ids[i])`."""
+  view = augment.view_from_config(config.data.augment, extreme)
+  keys = row_keys(rng, row_ids)
   # Streams are computed after augmentation, as AimCLR/CrosSCLR's processors do.
   return streams.to_stream(jax.vmap(view)(keys, x), config.data.stream)
 
@@ -72,17 +67,20 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
     state: the replicated train state.
     batch: this device's `B` samples: `x (B, 3, T, V, M)`, and with FM or the harmonizer
       on, `text_embedding (B, E)`, `word_features (B, L, H)`, `word_mask (B, L)`.
+      Optional `x_key (B, 3, T, V, M)`: the key's samples, when they are not `x` (with
+      `data.augment.enabled` False, two views augmented elsewhere, as in the test against
+      the PyTorch reference).
 
   Returns:
     The new state and `{name: scalar}` metrics, averaged over all devices.
   """
   local = batch["x"].shape[0]
   device = jax.lax.axis_index(AXIS)
-  row_ids = device * local + jnp.arange(local)
+  row_ids = global_rows(local)
   rng_q, rng_k, rng_drop, rng_fm = jax.random.split(jax.random.fold_in(state.rng, state.step), 4)
   rng_drop = jax.random.fold_in(rng_drop, device)
-  x_q = _views(config, batch["x"], rng_q, row_ids, config.data.extreme_augmentation)
-  x_k = _views(config, batch["x"], rng_k, row_ids, False)
+  x_q = _views(config, batch["x"], rng_q, row_ids, config.data.augment.extreme_query)
+  x_k = _views(config, batch.get("x_key", batch["x"]), rng_k, row_ids, False)
 
   # Key encoder: EMA of the query encoder first, then the keys (its BN statistics come
   # from its own forward passes).
@@ -92,7 +90,7 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
   (h_k, _), key_vars = nets.encoder.apply(
       {"params": key_params["encoder"], "batch_stats": state.key_batch_stats}, x_k, train=True,
       rngs={"dropout": jax.random.fold_in(rng_drop, 1)}, mutable=["batch_stats"])
-  k = jax.lax.stop_gradient(moco.l2_normalize(nets.mlp.apply({"params": key_params["mlp"]}, h_k)))
+  k = jax.lax.stop_gradient(l2_normalize(nets.mlp.apply({"params": key_params["mlp"]}, h_k)))
 
   uses_text = nets.projection is not None or nets.harmonizer is not None
   if uses_text:
@@ -107,12 +105,12 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
     (h, feature_map), new_vars = nets.encoder.apply(
         {"params": params["encoder"], "batch_stats": state.batch_stats}, x_q, train=True,
         rngs={"dropout": rng_drop}, mutable=["batch_stats"])
-    q = moco.l2_normalize(nets.mlp.apply({"params": params["mlp"]}, h))
+    q = l2_normalize(nets.mlp.apply({"params": params["mlp"]}, h))
     instance, logits = moco.info_nce(q, k, state.queue, config.moco.temperature)
     losses = {"loss/instance": instance}
     total = instance
     if nets.projection is not None:
-      z_q = moco.l2_normalize(nets.projection.apply({"params": params["projection"]}, h))
+      z_q = l2_normalize(nets.projection.apply({"params": params["projection"]}, h))
       losses["loss/fm"] = text_loss(z_q, key=rng_fm)
       total = total + config.fm.weight * losses["loss/fm"]
     if nets.harmonizer is not None:
@@ -146,74 +144,3 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
       key_batch_stats=key_vars["batch_stats"], queue=queue, queue_ptr=queue_ptr,
       text_queue=text_queue, text_queue_ptr=text_queue_ptr, opt_state=opt_state)
   return new_state, metrics
-
-
-@dataclasses.dataclass(frozen=True)
-class DataParallel:
-  """Compiles a per-device step and places states and batches for one backend.
-
-  Attributes:
-    backend: "pmap" (the state carries a leading device axis) or "shard_map"
-      (`jax.jit` of `jax.shard_map` over a 1-D mesh; the state is one replicated array).
-    devices: the devices of the data axis (default: all).
-  """
-  backend: str = "pmap"
-  devices: tuple = ()
-
-  def __post_init__(self):
-    if self.backend not in ("pmap", "shard_map"):
-      raise ValueError(f"parallel.backend is {self.backend!r}; use pmap or shard_map.")
-    if not self.devices:
-      object.__setattr__(self, "devices", tuple(jax.devices()))
-
-  @property
-  def num_devices(self) -> int:
-    return len(self.devices)
-
-  @property
-  def num_local_devices(self) -> int:
-    return sum(d.process_index == jax.process_index() for d in self.devices)
-
-  @functools.cached_property
-  def mesh(self) -> jax.sharding.Mesh:
-    return jax.sharding.Mesh(np.asarray(self.devices), (AXIS,))
-
-  def compile(self, per_device_fn, donate_state: bool = True):
-    """`fn(state, batch) -> (state, metrics)` running `per_device_fn` on every device."""
-    donate = (0,) if donate_state else ()
-    if self.backend == "pmap":
-      return jax.pmap(per_device_fn, axis_name=AXIS, devices=self.devices,
-                      donate_argnums=donate)
-    # Every output is equal on all devices (pmean'd or all_gather'ed), but the type system
-    # counts all_gather results as device-varying, so the replication check is off.
-    sharded = jax.shard_map(per_device_fn, mesh=self.mesh, in_specs=(P(), P(AXIS)),
-                            out_specs=(P(), P()), check_vma=False)
-    return jax.jit(sharded, donate_argnums=donate)
-
-  @functools.cached_property
-  def _local_stack(self) -> NamedSharding:
-    """pmap's layout: a leading axis over this host's devices, one slice per device."""
-    local = [d for d in self.devices if d.process_index == jax.process_index()]
-    return NamedSharding(jax.sharding.Mesh(np.asarray(local), (AXIS,)), P(AXIS))
-
-  def put_state(self, state):
-    """Host (or single-device) state → replicated over the data axis."""
-    if self.backend == "pmap":
-      n = self.num_local_devices
-      return jax.tree.map(lambda x: jax.device_put(
-          np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), self._local_stack), state)
-    return jax.device_put(state, NamedSharding(self.mesh, P()))
-
-  def get_state(self, state):
-    """The replicated state as one copy (for checkpoints and evaluation)."""
-    if self.backend == "pmap":
-      return jax.tree.map(lambda x: x[0], state)
-    return state
-
-  def put_batch(self, batch: dict) -> dict:
-    """Host batch `(local_devices, per_device, ...)` → device arrays for `compile`'s fn."""
-    if self.backend == "pmap":
-      return {k: jax.device_put(v, self._local_stack) for k, v in batch.items()}
-    sharding = NamedSharding(self.mesh, P(AXIS))
-    return {k: jax.make_array_from_process_local_data(sharding, v.reshape(-1, *v.shape[2:]))
-            for k, v in batch.items()}

@@ -81,7 +81,7 @@ def _pytorch_name(path: tuple[str, ...], collection: str) -> tuple[str, callable
 
 
 def stgcn_from_pytorch(state_dict: Mapping[str, np.ndarray], model: STGCN | None = None,
-                       source: str = "state dict") -> dict:
+                       source: str = "state dict", dtype: np.dtype = np.float32) -> dict:
   """Maps a PyTorch ST-GCN state dict onto `model`'s variables.
 
   Args:
@@ -89,9 +89,10 @@ def stgcn_from_pytorch(state_dict: Mapping[str, np.ndarray], model: STGCN | None
     model: the target encoder; default `STGCN(frest_blocks=())`. FreST parameters have
       no PyTorch counterpart: convert for a plain encoder and merge.
     source: how errors name where the weights came from (a path).
+    dtype: of the returned arrays (float64 to compare with a float64 PyTorch model).
 
   Returns:
-    `{"params": ..., "batch_stats": ...}` as float32 numpy arrays.
+    `{"params": ..., "batch_stats": ...}` as numpy arrays of `dtype`.
 
   Raises:
     CheckpointError: a missing key or a shape that does not match, naming both.
@@ -112,7 +113,7 @@ def stgcn_from_pytorch(state_dict: Mapping[str, np.ndarray], model: STGCN | None
     if name not in state_dict:
       missing.append(name)
       return None
-    value = transform(np.asarray(state_dict[name], np.float32))
+    value = transform(np.asarray(state_dict[name], dtype))
     if value.shape != target.shape:
       raise CheckpointError(
           f"{source}: '{name}' has shape {np.shape(state_dict[name])}, which maps to "

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from freqjax import convert
+from freqjax.checkpoints import pytorch as convert
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -50,7 +50,7 @@ def load_encoder_variables(source: str, model) -> tuple[dict, int | None, str]:
 
   Args:
     source: a workdir (its latest checkpoint's query encoder), or a `.pt/.pth/.tar/.npz`
-      ST-GCN state dict (SkeletonCLR/AimCLR/CrosSCLR, see `freqjax.convert`).
+      ST-GCN state dict (SkeletonCLR/AimCLR/CrosSCLR, see `freqjax.checkpoints.pytorch`).
     model: the target `STGCN` (a plain one is used for PyTorch files; FreST weights are
       then missing and the caller keeps its own).
 

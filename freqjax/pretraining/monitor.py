@@ -8,9 +8,9 @@ says the representation is learning long before a linear evaluation would.
 import ml_collections
 import numpy as np
 
-from freqjax import evaluate
 from freqjax.data import pipeline, readers
 from freqjax.evaluation import knn
+from freqjax.evaluation.features import extract_features
 
 
 class KnnMonitor:
@@ -28,7 +28,7 @@ class KnnMonitor:
 
   def __call__(self, encoder, variables: dict) -> dict[str, float]:
     c = self.config
-    embed = lambda dataset: evaluate.extract_features(
+    embed = lambda dataset: extract_features(
         encoder, variables, dataset, batch_size=c.monitor.knn_batch_size, stream=c.data.stream,
         prefetch=c.data.prefetch)
     bank_x, bank_y = embed(self.bank)

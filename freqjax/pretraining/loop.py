@@ -1,6 +1,6 @@
 """MICA pretraining: the loop around `train_step` (data, checkpoints, metrics, resume).
 
-`train_and_evaluate(config, workdir)` is what `python train.py` calls. A run writes to
+`pretrain(config, workdir)` is what `python train.py` calls. A run writes to
 `workdir`: `config.json` (the resolved config), `checkpoints/` (Orbax, whole train state),
 `metrics.jsonl` and `tensorboard/`.
 """
@@ -15,12 +15,15 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from freqjax import checkpoint, knn_monitor, optim
-from freqjax.data import pipeline, readers
-from freqjax.metric_writer import MetricWriter
+from freqjax import optim
+from freqjax.checkpoints import store as checkpoint
+from freqjax.data import augment, pipeline, readers
+from freqjax.parallel import AXIS, DataParallel
+from freqjax.pretraining.metric_writer import MetricWriter
+from freqjax.pretraining.monitor import KnnMonitor
+from freqjax.pretraining.state import TrainState, build_networks, create_train_state
+from freqjax.pretraining.step import check_batch_layout, train_step
 from freqjax.text import table as text_table
-from freqjax.train_state import TrainState, build_networks, create_train_state
-from freqjax.train_step import AXIS, DataParallel, check_batch_layout, train_step
 
 
 def load_training_data(config: ml_collections.ConfigDict):
@@ -71,8 +74,9 @@ def _summarise(pending: list[dict], first_step: int) -> tuple[dict[str, float], 
   return summary, (first_step + int(bad[0]) if bad.size else None)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+def pretrain(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Pretrains (or resumes) a MICA encoder; returns the final state (one copy, on device)."""
+  augment.check_config(config.data.augment)
   os.makedirs(workdir, exist_ok=True)
   is_main = jax.process_index() == 0
   if is_main:
@@ -108,7 +112,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                              extra_fn=extra_fn),
       size=config.data.prefetch, put=dp.put_batch)
   monitor_every = round(config.monitor.knn_every_epochs * steps_per_epoch)
-  monitor = (knn_monitor.KnnMonitor(config, dataset) if monitor_every > 0 and is_main
+  monitor = (KnnMonitor(config, dataset) if monitor_every > 0 and is_main
              else None)
   encoder = build_networks(config, bn_axis_name=None).encoder
   writer = MetricWriter(workdir, enabled=is_main)

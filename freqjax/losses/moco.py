@@ -9,12 +9,6 @@ import jax
 import jax.numpy as jnp
 
 
-def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
-  """`x / max(||x||_2, eps)` along `axis`, as PyTorch `F.normalize` (a zero vector stays zero)."""
-  norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True))
-  return x / jnp.maximum(norm, eps)
-
-
 def info_nce(q: jax.Array,
              k: jax.Array,
              queue: jax.Array,

@@ -10,7 +10,7 @@ import optax
 from freqjax.models import STGCN
 from freqjax.models.harmonizer import ModalityHarmonizer
 from freqjax.models.heads import MLPHead, Projection
-from freqjax.moco import l2_normalize
+from freqjax.normalize import l2_normalize
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Checkpoints: Orbax train states and imported PyTorch ST-GCN weights."""

@@ -1,0 +1,1 @@
+"""The MICA losses: instance contrast (MoCo) and Feature Modulation."""
