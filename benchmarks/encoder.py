@@ -1,4 +1,4 @@
-"""Encoder forward and forward+backward time at batch 64, T=50 (issue 2's numbers).
+"""Encoder forward and forward+backward time at batch 64, T=50.
 
 Run: `make bench` or `python benchmarks/encoder.py [--batch 64 --frames 50 --repeats 5]`.
 Prints a markdown table: compile seconds, median step milliseconds and samples/s, for the

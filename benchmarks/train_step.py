@@ -1,4 +1,4 @@
-"""Pretraining step throughput: samples/s, first-compile seconds and peak memory (issue 5).
+"""Pretraining step throughput: samples/s, first-compile seconds and peak memory.
 
 Runs the real `freqjax.pretraining.step.train_step` (both augmentations, key-encoder EMA and
 forward, query forward and backward, losses, optax update, queues) through

@@ -1,9 +1,10 @@
 """Evaluation configs: `python eval.py --config configs/eval.py:<variant> --workdir runs/x`.
 
-Variants (SPEC §7): `linear` (frozen encoder, linear probe), `knn` (cosine kNN on frozen
-features), `semi1` / `semi10` (1 % / 10 % of the labels per class, fine-tune all layers),
-`finetune` (all labels, all layers), `transfer` (linear evaluation on another dataset:
-set `--config.data.path`, e.g. PKU-MMD II for an NTU-pretrained encoder).
+Variants (docs/method.md, "Evaluation protocols"): `linear` (frozen encoder, linear
+probe), `knn` (cosine kNN on frozen features), `semi1` / `semi10` (1 % / 10 % of the
+labels per class, fine-tune all layers), `finetune` (all labels, all layers), `transfer`
+(linear evaluation on another dataset: set `--config.data.path`, e.g. PKU-MMD II for an
+NTU-pretrained encoder).
 
 Where the encoder comes from: `init_from` if set (a freqjax workdir, a PyTorch ST-GCN
 checkpoint `.pt/.pth/.tar/.npz`, or `random` for a randomly initialised encoder, the
@@ -53,6 +54,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.frest_temporal = config_dict.placeholder(bool)
   c.model.frest_per_frequency = config_dict.placeholder(bool)
   c.model.frest_layer_norm = config_dict.placeholder(bool)
+  # reference | flax (configs/pretrain.py): the random-init encoder's and the fine-tuning
+  # head's initialisation (the linear probe's classifier is N(0, 0.02²) in both).
+  c.model.init = config_dict.placeholder(str)
 
   # Frozen-encoder feature extraction (linear, knn, transfer, and the fine-tuned test pass).
   c.parallel = ml_collections.ConfigDict()
@@ -61,9 +65,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.features = ml_collections.ConfigDict()
   c.features.batch_size = 256
 
-  # SkeletonCLR/AimCLR linear evaluation (SPEC §7). The reported number is the last epoch
-  # of a probe trained on the whole training split; a second probe, trained without a
-  # stratified minival part (`minival_size` of train, 0 = skip), picks an epoch on minival.
+  # SkeletonCLR/AimCLR linear evaluation (docs/method.md, "Evaluation protocols"). The
+  # reported number is the last epoch of a probe trained on the whole training split; a
+  # second probe, trained without a stratified minival part (`minival_size` of train,
+  # 0 = skip), picks an epoch on minival.
   c.linear = ml_collections.ConfigDict()
   c.linear.epochs = 100
   c.linear.batch_size = 128
@@ -82,12 +87,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.knn.k = 200
   c.knn.temperature = 0.1
 
-  # Fine-tuning all layers (semi, finetune): encoder + new linear head, BatchNorm in train
-  # mode, dropout on (model.dropout), the normal-view augmentation (temporal crop + shear,
-  # SPEC §2). The demo's 8-channel encoder does not survive dropout 0.5 in fine-tuning (semi
-  # 10 %: every test sample one class); fine-tune it with --config.model.dropout=0.0.
+  # Fine-tuning all layers (semi, finetune): encoder + new linear head, the normal-view
+  # augmentation (temporal crop + shear, docs/method.md, "Augmentations"). With
+  # encoder_mode "train" the demo's 8-channel encoder does not survive dropout 0.5;
+  # fine-tune it so with --config.model.dropout=0.0.
   c.finetune = ml_collections.ConfigDict()
   c.finetune.label_fraction = 1.0  # semi: 0.01 / 0.1, drawn per class (class-balanced)
+  # How the encoder runs while it trains: eval (the reference's: BatchNorm normalises with
+  # its running statistics and keeps them, no dropout; gradients still reach every layer)
+  # or train (batch statistics, running statistics updated, dropout model.dropout).
+  c.finetune.encoder_mode = "eval"
   c.finetune.epochs = 80
   c.finetune.batch_size = 128  # lowered to the subset size when the subset is smaller
   c.finetune.learning_rate = 0.1

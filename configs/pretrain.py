@@ -6,7 +6,8 @@ Variants: `demo` (synthetic data, CPU, minutes), `test` (tiny, for tests), and
 each `_{joint,bone,motion}`, e.g. `ntu60_xsub_joint`. Data live under `data/` as
 `python -m freqjax.data.prepare` writes them, text embeddings under `data/text/`.
 
-Every [choice] of SPEC.md is a field here, so an ablation is a `--config.x=y` away.
+Every choice the paper leaves open (docs/method.md, "Open choices") is a field here, so
+an ablation is a `--config.x=y` away.
 """
 import ml_collections
 
@@ -21,7 +22,8 @@ STREAMS = ("joint", "bone", "motion")
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """SkeletonCLR/AimCLR recipe (SPEC §7) with MICA's losses (SPEC §5)."""
+  """SkeletonCLR/AimCLR recipe with MICA's losses (docs/method.md, "Pretraining recipe",
+  "Total loss")."""
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.init_from = ""  # a workdir or a PyTorch checkpoint (.pt/.npz) to start the encoder from
@@ -79,6 +81,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.frest_per_frequency = False  # [choice] one complex weight per channel
   c.model.frest_layer_norm = True  # [choice] LayerNorm as the decoupling step
   c.model.mlp_dim = 128
+  # reference: SkeletonCLR/AimCLR's weights_init (conv/dense kernels N(0, 0.02²), biases 0,
+  # BatchNorm scales N(1, 0.02²)) on the encoder, heads and harmonizer; flax: freqjax's
+  # earlier initialisation (lecun-normal, PyTorch's nn.Linear default in the heads), to
+  # repeat earlier runs. FreST keeps TSLANet's initialisation in both.
+  c.model.init = "reference"
 
   c.moco = ml_collections.ConfigDict()
   c.moco.queue_size = 32768
@@ -156,10 +163,10 @@ def demo_config() -> ml_collections.ConfigDict:
   synthetic data seen from tilted cameras (`freqjax.demo.GENERATION`). The model is ST-GCN
   at half width (8 channels, 64-d features) on 20 frames; the losses and FreST are those of
   MICA. Departures from the recipe, for a 320-step run (20 epochs, a few minutes on a
-  2-core CPU): no dropout (at 8 channels dropout 0.5 slowed learning: kNN 50 % instead of
-  55 % after 160 steps in one run), lr 0.2 at batch 64 (base 0.4 at 128) on a short cosine
-  schedule, and a queue of 256 keys, a quarter of the training set (a queue as large as
-  the data set holds each sample's own earlier key among its negatives).
+  2-core CPU): no dropout (at 8 channels dropout 0.5 slowed learning), lr 0.2 at batch 64
+  (base 0.4 at 128) on a short cosine schedule, and a queue of 256 keys, a quarter of the
+  training set (a queue as large as the data set holds each sample's own earlier key among
+  its negatives).
   """
   c = base_config()
   c.data.path = "data/synthetic/xperformer_tilted"

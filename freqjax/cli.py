@@ -68,16 +68,19 @@ def wants_traceback(argv: Sequence[str]) -> bool:
   return TRACEBACK_FLAG in argv or os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
 
 
+def _path(filename: str | bytes | int) -> str:
+  return os.fsdecode(filename) if isinstance(filename, bytes) else str(filename)
+
+
 def error_message(error: BaseException) -> str | None:
   """The one-line message for an error of the user's making, None for any other error."""
   if isinstance(error, _PATH_ERRORS) or (isinstance(error, OSError) and
                                          error.errno in _DISK_ERRNOS):
     if error.filename is None:  # raised with a message of ours
       return str(error)
-    path = os.fsdecode(error.filename) if not isinstance(error.filename, int) else (
-        f"file descriptor {error.filename}")
-    if error.filename2 is not None:
-      path += f" -> {os.fsdecode(error.filename2)}"
+    path = _path(error.filename)
+    if error.filename2 is not None:  # os.rename, os.replace, os.link
+      path += f" -> {_path(error.filename2)}"
     return f"{path}: {error.strerror or error}"
   if isinstance(error, UnicodeDecodeError):
     # It does not know its file; the readers of text files catch it and name theirs.

@@ -2,7 +2,7 @@
 
 The suite compiles many small train steps; XLA:CPU spends most of their time in LLVM
 optimisation passes. Tests therefore compile at backend optimisation level 0 (same
-semantics, 2-3x faster compiles, slower kernels — benchmarks never use this) and share a
+semantics, faster compiles, slower kernels — benchmarks never use this) and share a
 persistent compilation cache, which subprocesses (the fake-device runs) inherit.
 """
 import os

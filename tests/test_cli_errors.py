@@ -20,6 +20,11 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = bytes(range(256)) * 4  # not UTF-8 from its byte 0x80 on
 
 
+@pytest.fixture(autouse=True)
+def one_line_errors(monkeypatch):
+  monkeypatch.delenv(cli.TRACEBACK_ENV, raising=False)  # subprocesses inherit it too
+
+
 def run(module, *args, cwd=REPOSITORY):
   """Runs `python -m module args` and returns (exit status, stderr)."""
   env = dict(os.environ, PYTHONPATH=REPOSITORY)
@@ -54,6 +59,17 @@ def test_embed_out_is_a_directory(tmp_path):
   status, stderr = run("freqjax.text.embed", "--synthetic", "--out", tmp_path)
   assert_one_line(status, stderr, "freqjax.text.embed",
                   f"{tmp_path}: a directory; --out is the .npz file to write")
+  assert not os.listdir(tmp_path)
+
+
+def test_embed_descriptions_directory_or_missing_in_process(tmp_path, capsys):
+  out = str(tmp_path / "text.npz")
+  assert embed.main(["--descriptions", str(tmp_path), "--out", out]) == 2
+  assert capsys.readouterr().err == (f"python -m freqjax.text.embed: error: {tmp_path}: a "
+                                     "directory, not a descriptions JSON file\n")
+  assert embed.main(["--descriptions", str(tmp_path / "no.json"), "--out", out]) == 2
+  assert capsys.readouterr().err == (f"python -m freqjax.text.embed: error: {tmp_path}/no.json: "
+                                     "descriptions file not found\n")
   assert not os.listdir(tmp_path)
 
 

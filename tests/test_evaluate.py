@@ -41,7 +41,7 @@ def tiny_data(tmp_path_factory):
 def pretrained(tiny_data):
   """A 2-step pretraining run of `configs/pretrain.py:test` on the tiny data.
 
-  It compiles the whole MICA train step (~25 s on 2 cores), so its users are marked slow.
+  It compiles the whole MICA train step, so its users are marked slow.
   """
   data = tiny_data / "xperformer"
   config = pretrain_configs.get_config("test")

@@ -1,4 +1,7 @@
-"""FreST against an independent numpy implementation of SPEC §4 (and TSLANet in torch)."""
+"""FreST against an independent numpy implementation (and TSLANet in torch).
+
+The method: docs/method.md, "FreST".
+"""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +13,7 @@ from helpers import import_torch
 
 
 def numpy_spectral_filter(x, w_global, w_local, threshold):
-  """SPEC §4 steps 2–6 in float64 numpy; x (B, L, C), weights (..., 2)."""
+  """rFFT, mask, filters and irFFT in float64 numpy; x (B, L, C), weights (..., 2)."""
   length = x.shape[1]
   f = np.fft.rfft(x.astype(np.float64), axis=1, norm="ortho")
   energy = (np.abs(f) ** 2).sum(-1)
@@ -142,7 +145,7 @@ def test_frest_off_gives_the_plain_encoder():
 
 
 def test_matches_tslanet_adaptive_spectral_block():
-  """SPEC §4: steps 2–6 equal TSLANet's PyTorch block on the same weights."""
+  """The spectral filter equals TSLANet's PyTorch block on the same weights."""
   torch = import_torch()
 
   class AdaptiveSpectralBlock(torch.nn.Module):  # TSLANet, adaptive_filter=True

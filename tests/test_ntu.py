@@ -7,7 +7,8 @@ import pytest
 from freqjax.data import ntu
 from freqjax.data.errors import DataFormatError
 
-# The benchmark lists as the NTU papers (and SPEC §1) give them, typed out independently.
+# The benchmark lists as the NTU papers (and docs/method.md, "Data layout and streams")
+# give them, typed out independently.
 XSUB60 = [1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38]
 XSUB120_EXTRA = [45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82,
                  83, 84, 85, 86, 89, 91, 92, 93, 94, 95, 97, 98, 100, 103]

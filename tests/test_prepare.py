@@ -19,6 +19,11 @@ INFO = "72057594037931101 0 1 1 1 1 0 -0.2 0.1 2"
 ERROR = "python -m freqjax.data.prepare: error: "
 
 
+@pytest.fixture(autouse=True)
+def one_line_errors(monkeypatch):
+  monkeypatch.delenv("FREQJAX_TRACEBACK", raising=False)  # subprocesses inherit it too
+
+
 def write_skeleton(path, frames):
   """Writes the `.skeleton` text of `frames` (per frame, a list of (25, 3) bodies)."""
   lines = [str(len(frames))]
@@ -147,8 +152,9 @@ def test_rerun_skips_finished_parts_and_redoes_missing_ones(tmp_path, capsys):
   # Another frame count into the same folder is refused.
   assert prepare.main(args + ["--frames", "64"]) == 2
   error = capsys.readouterr().err.strip()
-  assert re.fullmatch(re.escape(ERROR) + r".*xsub/train_manifest\.json: holds ntu60 at 50 frames .*; this "
-                      r"run asks for ntu60 at 64 frames: choose another --out", error)
+  assert re.fullmatch(re.escape(ERROR) + r".*xsub/train_manifest\.json: holds ntu60 at 50 "
+                      r"frames .*; this run asks for ntu60 at 64 frames: choose another --out",
+                      error)
 
 
 def test_rerun_with_other_inputs_refuses_and_keeps_the_parts(tmp_path, capsys):
@@ -186,7 +192,7 @@ def test_rerun_with_other_inputs_refuses_and_keeps_the_parts(tmp_path, capsys):
   refused(first, "raw files used 5 (this run: 6)")
   os.rename(added, os.path.join(first, "S001C001P001R001A003.skeleton"))
   os.remove(os.path.join(first, "S001C001P001R001A001.skeleton"))
-  refused(first, "the names of the 5 raw files")
+  refused(first, "the names of the 5 raw files differ")
   assert {path: os.stat(path).st_mtime_ns for path in files} == stamps
   # Parts of an older freqjax, whose manifests lack the inputs, cannot be checked.
   path = os.path.join(out, "xsub", "train_manifest.json")
@@ -236,6 +242,11 @@ def children(pid):
   return found
 
 
+def command(pid):
+  with open(f"/proc/{pid}/cmdline", "rb") as f:
+    return f.read().decode(errors="replace")
+
+
 def alive(pid):
   try:
     with open(f"/proc/{pid}/stat") as f:
@@ -265,8 +276,7 @@ def stuck_prepare(tmp_path):
       writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:
       time.sleep(0.05)
-  workers = [pid for pid in children(process.pid)
-             if b"resource_tracker" not in open(f"/proc/{pid}/cmdline", "rb").read()]
+  workers = [pid for pid in children(process.pid) if "resource_tracker" not in command(pid)]
   assert len(workers) == 2
   try:
     yield process, out, workers
@@ -431,6 +441,27 @@ def test_pku1_end_to_end(tmp_path):
   assert manifest["unlisted_videos"] == ["0003-L"]  # in neither list of cross-view.txt
 
 
+def test_pku_split_file_added_later_keeps_the_other_benchmark(tmp_path, capsys):
+  raw, _ = pku_tree(tmp_path / "raw")
+  cross_view = os.path.join(raw, "splits", "cross-view.txt")
+  os.rename(cross_view, cross_view + ".later")
+  out = str(tmp_path / "out")
+  args = ["pku1", "--raw", raw, "--out", out, "--workers", "1", "--quiet"]
+  assert prepare.main(args) == 0
+  assert sorted(os.listdir(out)) == ["xsub"]
+  inputs = load(out, "xsub", "val")[2]["inputs"]
+  assert inputs["split_file"] == os.path.realpath(os.path.join(raw, "splits",
+                                                               "cross-subject.txt"))
+  assert inputs["raw_files"] == 3 and inputs["label_dir"].endswith("Train_Label_PKU_final")
+  capsys.readouterr()
+  # Each benchmark's parts depend on its own split file only: xview is added, xsub kept.
+  os.rename(cross_view + ".later", cross_view)
+  assert prepare.main(args) == 0
+  written = capsys.readouterr().out.splitlines()
+  assert [line.split(":")[0] for line in written] == [
+      os.path.join(out, "xview", f"{part}_position.npy") for part in ("train", "val")]
+
+
 @pytest.mark.parametrize("video, labels, problem", [
     ("0002-M", "7,1,51,1\n", r"clip 1: frames 1-51 end beyond the 50 frames of .*0002-M\.txt"),
     ("0002-M", "52,1,50,1\n", r"line 1: class id 52 is outside 1-51"),
@@ -454,5 +485,5 @@ def test_pku_wrong_phase_and_missing_skeleton(tmp_path, capsys):
                   r"\(e\.g\. A01N01-L\.txt\)", capsys.readouterr().err)
   os.remove(os.path.join(raw, "PKU_Skeleton_Renew", "0003-L.txt"))
   assert prepare.main(["pku1", "--raw", raw, "--out", out, "--quiet"]) == 2
-  assert re.match(re.escape(ERROR) + r".*Train_Label_PKU_final/0003-L\.txt: no skeleton file .*0003-L\.txt",
-                  capsys.readouterr().err)
+  assert re.match(re.escape(ERROR) + r".*Train_Label_PKU_final/0003-L\.txt: no skeleton file "
+                  r".*0003-L\.txt", capsys.readouterr().err)

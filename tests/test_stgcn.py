@@ -13,6 +13,7 @@ from flax import linen as nn
 from freqjax import graph
 from freqjax.checkpoints import pytorch as convert
 from freqjax.models import STGCN, count_params
+from freqjax.models.kernels import kernel_set
 from freqjax.models.stgcn import GraphConv, TemporalConv
 from helpers import import_torch
 from helpers.torch_stgcn import random_state_dict, reference_shapes, torch_stgcn
@@ -251,9 +252,10 @@ def test_graph_conv_matches_einsum_reference(c_in, features):
   np.testing.assert_allclose(got, np.einsum("btvkc,kvw->btwc", y, a), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("rate", [0.5, 0.3, 0.0])  # 8-bit draws, 16-bit draws, identity
-def test_dropout_drops_at_its_rate_and_keeps_the_mean(rate):
-  from freqjax.models.stgcn import dropout  # pylint: disable=import-outside-toplevel
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
+@pytest.mark.parametrize("rate", [0.5, 0.3, 0.0])  # cpu: 8-bit draws, 16-bit draws, identity
+def test_dropout_drops_at_its_rate_and_keeps_the_mean(rate, kernels):
+  dropout = kernel_set(kernels).dropout
   x = np.full((64, 50, 25, 3), 2.0, np.float32)
   out = np.asarray(dropout(jax.random.key(0), x, rate))
   kept = out != 0

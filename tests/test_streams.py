@@ -1,11 +1,15 @@
-"""Bone and motion streams against numpy loops over SPEC §1's 1-based bone pairs."""
+"""Bone and motion streams against numpy loops over the 1-based bone pairs.
+
+The pairs: docs/method.md, "Data layout and streams".
+"""
 import jax
 import numpy as np
 import pytest
 
 from freqjax.data import streams
 
-# SPEC §1, written out again so the test does not reuse freqjax.graph's table.
+# The pairs of docs/method.md, written out again so the test does not reuse freqjax.graph's
+# table.
 BONES = ((1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
          (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17),
          (19, 18), (20, 19), (21, 21), (22, 23), (23, 8), (24, 25), (25, 12))

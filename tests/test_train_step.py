@@ -51,13 +51,17 @@ def test_eight_devices_equal_one_device(one_device, backend):
   assert one_device["metrics"][0]["loss"] != one_device["metrics"][-1]["loss"]
 
 
-def _single_device_step(config, batch, steps=1):
+def _single_device_step(config, batch, steps=1, prepare=None):
+  """`steps` real steps (`DataParallel` on one device) from a fresh state, first edited
+  by `prepare(state) -> state` when given; returns (state before, state after, metrics)."""
   dp = parallel.DataParallel("pmap", devices=tuple(jax.devices()[:1]))
   tx = optim.sgd(config, steps_per_epoch=10)
   words = batch.get("word_features")
   init = jax.jit(functools.partial(train_state.create_train_state, config,
                                    train_state.build_networks(config, None), tx))
   state = init(jnp.asarray(batch["x"][:2]), None if words is None else jnp.asarray(words[:2]))
+  if prepare is not None:
+    state = prepare(state)
   fn = dp.compile(functools.partial(
       train_step.train_step, nets=train_state.build_networks(config, parallel.AXIS), tx=tx,
       schedule=optim.learning_rate(config, 10), config=config), donate_state=False)
@@ -80,27 +84,90 @@ def _batch(config, text=True):
   return batch
 
 
-def test_ema_queue_and_step_arithmetic():
+def _key_encoder_apart(state, scale=0.1):
+  """The state with a key encoder that differs from the query encoder (θ_k ≠ θ_q)."""
+  rng = np.random.default_rng(7)
+  apart = jax.tree.map(
+      lambda p: p + scale * (np.abs(np.asarray(p)).mean() + 0.01)
+      * rng.normal(size=p.shape).astype(p.dtype), state.key_params)
+  return state.replace(key_params=apart)
+
+
+def _flat(tree):
+  return {jax.tree_util.keystr(p): np.asarray(v)
+          for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def test_key_encoder_moves_to_the_ema_of_the_query_encoder():
+  """θ_k ← m·θ_k + (1 − m)·θ_q, with θ_q before this step's update, from θ_k ≠ θ_q at lr > 0:
+  skipping the update, or averaging with the updated θ_q, fails."""
   config = pretrain.get_config("test")
   config.moco.momentum = 0.9
+  config.optim.warmup_epochs = 0.0  # the first step trains at the peak rate
+  before, after, metrics = _single_device_step(config, _batch(config),
+                                               prepare=_key_encoder_apart)
+  m = 0.9
+  assert metrics["lr"] > 0
+  old_key, old_query, new_query = (_flat(before.key_params), _flat(before.params),
+                                   _flat(after.params))
+  new_key = _flat(after.key_params)
+  assert new_key.keys() == old_key.keys()
+  moved = [name for name in new_key
+           if np.abs(new_query[name] - old_query[name]).max() > 1e-5]
+  assert len(moved) > len(new_key) // 2  # the query encoder really trained
+  assert max(np.abs(old_key[n] - old_query[n]).max() for n in old_key) > 1e-2
+  for name, value in new_key.items():
+    np.testing.assert_allclose(value, m * old_key[name] + (1 - m) * old_query[name],
+                               rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_queue_takes_this_steps_keys_at_the_pointer():
+  """The rows written are the keys of this step — the momentum-updated key encoder applied
+  to the key view, computed here independently — at the pointer, in batch order; the rows
+  before stay; the pointer advances (and wraps)."""
+  config = pretrain.get_config("test")
+  config.model.dropout = 0.0
+  config.data.augment.enabled = False  # the views are the inputs: x_key for the keys
+  config.moco.momentum = 0.9
+  config.optim.warmup_epochs = 0.0
+  config.fm.weight = config.harmonizer.weight = 0.0
+  batch = _batch(config, text=False)
+  batch["x_key"] = np.random.default_rng(2).normal(size=batch["x"].shape).astype(np.float32)
+  b, size = config.optim.batch_size, config.moco.queue_size
+  pointer = size - b  # the last slot: the pointer wraps to 0
+  prepare = lambda s: _key_encoder_apart(s).replace(queue_ptr=jnp.int32(pointer))
+  before, after, _ = _single_device_step(config, batch, prepare=prepare)
+
+  nets = train_state.build_networks(config, None)
+  m = config.moco.momentum
+  key_params = jax.tree.map(lambda k, q: m * k + (1 - m) * q, before.key_params,
+                            {"encoder": before.params["encoder"], "mlp": before.params["mlp"]})
+
+  def embed(params, stats, x):
+    (h, _), _ = nets.encoder.apply({"params": params["encoder"], "batch_stats": stats}, x,
+                                   train=True, mutable=["batch_stats"])
+    z = np.asarray(nets.mlp.apply({"params": params["mlp"]}, h), np.float64)
+    return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+  keys = embed(key_params, before.key_batch_stats, batch["x_key"])
+  queries = embed(before.params, before.batch_stats, batch["x"])
+  assert np.abs(keys - queries).max() > 0.1  # the check can tell keys from queries
+  np.testing.assert_allclose(after.queue[pointer:], keys, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(after.queue[:pointer], before.queue[:pointer])
+  assert int(after.queue_ptr) == 0 and int(after.step) == 1
+
+
+def test_text_queue_and_loss_arithmetic():
+  config = pretrain.get_config("test")
   batch = _batch(config)
   before, after, metrics = _single_device_step(config, batch)
-  m = 0.9
-  for path, key_leaf in jax.tree_util.tree_flatten_with_path(after.key_params)[0]:
-    old_key = functools.reduce(lambda t, k: t[k.key], path, before.key_params)
-    old_query = functools.reduce(lambda t, k: t[k.key], path, before.params)
-    np.testing.assert_allclose(key_leaf, m * old_key + (1 - m) * old_query, rtol=1e-5,
-                               atol=1e-7)
   b = config.optim.batch_size
   assert int(after.step) == 1 and int(after.queue_ptr) == b and int(after.text_queue_ptr) == b
-  # The first B rows of the queues were replaced by this batch's keys and texts; the rest
-  # are untouched.
-  np.testing.assert_array_equal(after.queue[b:], before.queue[b:])
-  np.testing.assert_allclose(np.linalg.norm(after.queue[:b], axis=1), 1.0, rtol=1e-5)
-  assert np.abs(after.queue[:b] - before.queue[:b]).max() > 0.1
+  # The first B rows of the text queue were replaced by this batch's texts; the rest are
+  # untouched.
   np.testing.assert_allclose(after.text_queue[:b], batch["text_embedding"], rtol=1e-6)
   np.testing.assert_array_equal(after.text_queue[b:], before.text_queue[b:])
-  # The query encoder moved; the total is the weighted sum of the parts.
+  # The total is the weighted sum of the parts.
   np.testing.assert_allclose(
       metrics["loss"], metrics["loss/instance"] + config.fm.weight * metrics["loss/fm"]
       + config.harmonizer.weight * metrics["loss/harmonizer"], rtol=1e-5)

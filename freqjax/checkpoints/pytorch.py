@@ -1,7 +1,7 @@
 """Import of PyTorch ST-GCN checkpoints (SkeletonCLR, AimCLR, CrosSCLR, MoCo-style).
 
-Names and shapes follow `st_gcn_networks.{i}.gcn.conv.weight` etc. (the reference list is
-`shared/method/aimclr_stgcn_state_dict.txt`). PyTorch convolutions are
+Names and shapes follow `st_gcn_networks.{i}.gcn.conv.weight` etc. (the reference model's
+list is `tests/helpers/aimclr_stgcn_state_dict.txt`). PyTorch convolutions are
 `(C_out, C_in, kT, kV)` on NCHW; ours are `(kT, kV, C_in, C_out)` on channels-last, and a
 1×1 conv is a `Dense` `(C_in, C_out)`. BatchNorm `weight/bias/running_mean/running_var`
 map to `scale/bias` params and `mean/var` batch stats (`freqjax.models.BatchNorm` keeps

@@ -9,16 +9,31 @@ Resume order: restore the latest step into a freshly initialised state of the sa
 (its shapes, dtypes and placement are the target), then the data pipeline restarts at
 `state.step` (batches are a pure function of the step) and every random draw is
 `fold_in(state.rng, step)`: the resumed run continues bit for bit.
+
+A checkpoint that cannot be restored (a file deleted or truncated, a disk error) is not a
+dead end: resume and evaluation name it, warn, and fall back to the newest one that
+restores. Resume moves the damaged step to `workdir/damaged_checkpoints/<step>` (the run
+will write that step again); only when no checkpoint restores is it an error.
 """
+from collections.abc import Callable
+import logging
 import os
+import shutil
+from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from freqjax import cli
 from freqjax.checkpoints import pytorch as convert
 
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_DIR = "damaged_checkpoints"
+
+
+class CheckpointError(cli.UserError, ValueError):
+  """No checkpoint of a workdir can be restored; the message names each and what to do."""
 
 
 def manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
@@ -34,14 +49,75 @@ def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict) -> None:
                                           meta=ocp.args.JsonSave(meta)))
 
 
-def restore_latest(mngr: ocp.CheckpointManager, target):
-  """`(state, meta)` of the latest checkpoint restored into `target`'s structure, or None."""
-  step = mngr.latest_step()
-  if step is None:
+def _first_line(error: BaseException) -> str:
+  """`Type: first line of the message`: Orbax/TensorStore errors run to many lines."""
+  lines = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {lines[0][:300] if lines else ''}"
+
+
+def _restore_newest_intact(mngr: ocp.CheckpointManager, restore: Callable[[int], Any],
+                           ) -> tuple[Any, int, list[tuple[int, str]]] | None:
+  """`restore(step)` of the newest step that restores, tried from the latest down.
+
+  Returns:
+    `(restored, step, damaged)` with `damaged` the `(step, error)` of each newer step
+    that failed, or None when the manager holds no step.
+
+  Raises:
+    CheckpointError: every step failed; the message names each with its error.
+  """
+  steps = sorted(mngr.all_steps(), reverse=True)
+  if not steps:
     return None
+  damaged = []
+  for step in steps:
+    try:
+      return restore(step), step, damaged
+    except Exception as error:  # pylint: disable=broad-except
+      # Orbax and TensorStore raise many types (ValueError, JSONDecodeError, OSError,
+      # RuntimeError...) for one missing or truncated file.
+      damaged.append((step, _first_line(error)))
+  directory = str(mngr.directory)
+  failures = "; ".join(f"step {step}: {error}" for step, error in damaged)
+  raise CheckpointError(
+      f"{directory}: no checkpoint can be restored ({failures}). If the files are damaged, "
+      f"delete {directory} to start over; if the config's model or optimizer fields "
+      "changed since they were saved, use the run's own config.json.")
+
+
+def _damaged_list(directory: str, damaged: list[tuple[int, str]]) -> str:
+  return "; ".join(f"{os.path.join(directory, str(step))} ({error})"
+                   for step, error in damaged)
+
+
+def restore_latest(mngr: ocp.CheckpointManager, target):
+  """`(state, meta)` of the newest checkpoint that restores into `target`'s structure, or
+  None when there is none.
+
+  A newer checkpoint that fails to restore is logged as a warning and moved (on process
+  0) to `<workdir>/damaged_checkpoints/<step>`, so that the resumed run can save that step
+  again. Raises `CheckpointError` when no checkpoint restores.
+  """
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-  restored = mngr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+  found = _restore_newest_intact(mngr, lambda step: mngr.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())))
+  if found is None:
+    return None
+  restored, step, damaged = found
+  if damaged:
+    directory = str(mngr.directory)
+    aside = os.path.join(os.path.dirname(directory), DAMAGED_DIR)
+    if jax.process_index() == 0:
+      for bad_step, _ in damaged:
+        os.makedirs(aside, exist_ok=True)
+        destination = os.path.join(aside, str(bad_step))
+        if os.path.exists(destination):
+          shutil.rmtree(destination)  # an older copy of the same step, also damaged
+        os.replace(os.path.join(directory, str(bad_step)), destination)
+    mngr.reload()
+    logging.warning("%s cannot be restored; resuming from step %d instead. Moved the damaged "
+                    "checkpoint(s) to %s: delete them once you no longer need them.",
+                    _damaged_list(directory, damaged), step, aside)
   return restored.state, restored.meta
 
 
@@ -64,12 +140,17 @@ def load_encoder_variables(source: str, model) -> tuple[dict, int | None, str]:
     mngr = ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta"),
                                  options=ocp.CheckpointManagerOptions(read_only=True,
                                                                       create=False))
-    step = mngr.latest_step() if os.path.isdir(directory) else None
-    if step is None:
+    found = _restore_newest_intact(mngr, lambda step: mngr.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+                                   ) if os.path.isdir(directory) else None
+    if found is None:
       raise FileNotFoundError(f"{source}: no checkpoint under {directory}; pretrain first "
                               "(python train.py --workdir ...) or pass a PyTorch checkpoint.")
-    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    state = state.state
+    state, step, damaged = found
+    if damaged:
+      logging.warning("%s cannot be restored; using step %d instead. Delete the damaged "
+                      "checkpoint(s), or resume training in %s, which sets them aside.",
+                      _damaged_list(directory, damaged), step, source)
     variables = {"params": state["params"]["encoder"], "batch_stats": state["batch_stats"]}
     return jax.tree.map(np.asarray, variables), int(step), f"{source} (step {step})"
   state_dict = convert.load_state_dict(source)

@@ -3,7 +3,8 @@
 Every function takes a PRNG key and ONE sample `x (C=3, T, V=25, M)` (xyz, frames, joints,
 persons) and returns an array of the same shape; `jax.vmap` them (or use the `batch_*`
 wrappers) inside the jitted train step. They follow SkeletonCLR/AimCLR's
-`feeder/tools.py`, drawing from explicit keys instead of global random state.
+`feeder/tools.py`, drawing from explicit keys instead of global random state
+(docs/method.md, "Augmentations").
 
 A config section (`data.augment` of configs/pretrain.py, where each field is explained;
 `finetune.augment` of configs/eval.py holds the normal view's fields) sets every

@@ -40,6 +40,7 @@ killed; a worker killed by the system (out of memory) stops the run with one lin
 """
 import argparse
 import concurrent.futures
+from concurrent.futures.process import BrokenProcessPool
 import dataclasses
 import errno
 import functools
@@ -75,8 +76,7 @@ _PARTIAL = ".partial"
 _PARENT_POLL_SECONDS = 0.5
 # What the `inputs` of a manifest are called in messages.
 _INPUT_NAMES = {"raw": "--raw", "skeleton_dir": "--skeleton_dir", "label_dir": "--label_dir",
-                "split_files": "split files", "raw_files": "raw files used",
-                "raw_files_sha256": "digest of the raw file names"}
+                "split_file": "split file", "raw_files": "raw files used"}
 
 
 @dataclasses.dataclass
@@ -174,7 +174,7 @@ def _is_done(out: str, directory: str, part: str, dataset: str, frames: int | No
             for key, value in inputs.items()
             if manifest["inputs"].get(key) != value and key != "raw_files_sha256"]
   if not differ and manifest["inputs"].get("raw_files_sha256") != inputs["raw_files_sha256"]:
-    differ = [f"the names of the {inputs['raw_files']} raw files"]
+    differ = [f"the names of the {inputs['raw_files']} raw files differ"]
   if differ:
     raise DataFormatError(paths[2], f"made from other inputs than this run's: "
                           f"{'; '.join(differ)}. A folder holds one dataset: {redo}")
@@ -333,7 +333,7 @@ def _run(units: Sequence, routes: Sequence[dict[str, str | None]],
   except BaseException as error:
     for target in parts.values():
       target.abort()
-    if isinstance(error, concurrent.futures.process.BrokenProcessPool):
+    if isinstance(error, BrokenProcessPool):
       raise cli.UserError(
           f"a worker process ended abruptly, most often killed by the system for lack of "
           f"memory; the unfinished parts were not kept: run again with fewer --workers "
@@ -346,20 +346,23 @@ def _run(units: Sequence, routes: Sequence[dict[str, str | None]],
 
 
 def _pending_parts(out: str, benchmarks: Iterable[str], dataset: str, frames: int | None,
-                   num_classes: int, source: str, inputs: dict,
+                   num_classes: int, source: str, inputs: dict[str, dict],
                    extra: dict[str, dict] | None = None) -> dict[tuple[str, str], _Part]:
-  """The parts still to write, opened; raises before opening any if a finished one differs."""
+  """The parts still to write, opened; raises before opening any if a finished one differs.
+
+  `inputs[benchmark]` is what the benchmark's parts are made from (module docstring).
+  """
   if os.path.exists(out) and not os.path.isdir(out):
     raise NotADirectoryError(errno.ENOTDIR, "not a directory; --out is the folder that gets "
                              "one sub-folder per benchmark", out)
   pending = [(benchmark, part) for benchmark in benchmarks for part in ntu.SPLITS
              if not _is_done(out, os.path.join(out, benchmark), part, dataset, frames,
-                             inputs)]
+                             inputs[benchmark])]
   parts = {}
   try:
     for benchmark, part in pending:
       parts[(benchmark, part)] = _Part(os.path.join(out, benchmark), benchmark, part, dataset,
-                                       frames, num_classes, source, inputs,
+                                       frames, num_classes, source, inputs[benchmark],
                                        (extra or {}).get(benchmark, {}))
   except BaseException:
     for target in parts.values():
@@ -414,7 +417,8 @@ def prepare_ntu(dataset: str, raw: str, out: str, frames: int | None = DEFAULT_F
   inputs = {"raw": os.path.realpath(raw), "raw_files": len(units),
             "raw_files_sha256": _digest(os.path.basename(path) for path in units)}
   parts = _pending_parts(out, ntu.BENCHMARKS[dataset], dataset, frames,
-                         ntu.NUM_CLASSES[dataset], os.path.abspath(raw), inputs)
+                         ntu.NUM_CLASSES[dataset], os.path.abspath(raw),
+                         {benchmark: inputs for benchmark in ntu.BENCHMARKS[dataset]})
   if not parts:
     return []
   work = functools.partial(_ntu_unit, frames=frames)
@@ -505,11 +509,13 @@ def prepare_pku(phase: str, raw: str, out: str, frames: int | None = DEFAULT_FRA
                           f"{pku.SPLIT_FILE_NAMES[phase]['xview'][0]} below it")
   routes = [{benchmark: split.part_of(video) for benchmark, split in splits.items()}
             for video, _, _ in videos]
-  inputs = {"raw": os.path.realpath(raw), "skeleton_dir": os.path.realpath(skeleton_dir),
-            "label_dir": os.path.realpath(label_dir),
-            "split_files": {benchmark: os.path.realpath(info["split_file"])
-                            for benchmark, info in extra.items()},
-            "raw_files": len(videos), "raw_files_sha256": _digest(video for video, _, _ in videos)}
+  inputs = {benchmark: {"raw": os.path.realpath(raw),
+                        "skeleton_dir": os.path.realpath(skeleton_dir),
+                        "label_dir": os.path.realpath(label_dir),
+                        "split_file": os.path.realpath(extra[benchmark]["split_file"]),
+                        "raw_files": len(videos),
+                        "raw_files_sha256": _digest(video for video, _, _ in videos)}
+            for benchmark in splits}
   parts = _pending_parts(out, splits, phase, frames, pku.NUM_CLASSES,
                          os.path.abspath(raw), inputs, extra)
   if not parts:

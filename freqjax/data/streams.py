@@ -1,4 +1,6 @@
-"""The joint, bone and motion input streams (SPEC §1), computed on device from joints.
+"""The joint, bone and motion input streams, computed on device from joints.
+
+docs/method.md, "Data layout and streams".
 
 All functions take `x (..., C=3, T, V=25, M)` (any leading batch axes; xyz, frames, NTU
 joints, persons) and return the same shape.

@@ -1,8 +1,12 @@
 """Fine-tuning all layers (the `semi` and `finetune` protocols), data-parallel.
 
-The encoder and a new linear head train together on labelled samples: cross-entropy,
-BatchNorm in train mode, dropout on, the normal-view augmentation (temporal crop + shear),
-PyTorch SGD with a per-epoch step decay of the learning rate.
+The encoder and a new linear head train together on labelled samples: cross-entropy, the
+normal-view augmentation (temporal crop + shear), PyTorch SGD with a per-epoch step decay
+of the learning rate. `finetune.encoder_mode` says how the encoder runs while it trains:
+`"eval"`, as SkeletonCLR/AimCLR's fine-tuning processor (which calls `model.eval()`
+before its training loop): BatchNorm normalises with its running statistics and leaves
+them unchanged, dropout is off, and every parameter still gets its gradient; or
+`"train"`: batch statistics (updating the running ones) and dropout.
 
 `finetune_step` is written once, per device, like the pretraining step
 (`freqjax.pretraining.step`): it sees one device's shard of the batch, gradients and metrics are
@@ -37,6 +41,8 @@ from freqjax.data import augment, pipeline, streams
 from freqjax.models import STGCN
 from freqjax.models.heads import LinearClassifier
 from freqjax.parallel import AXIS, DataParallel, global_rows, row_keys
+
+ENCODER_MODES = ("eval", "train")
 
 
 @flax.struct.dataclass
@@ -144,7 +150,8 @@ def create_state(encoder_variables: dict, head: LinearClassifier, feature_dim: i
 def finetune_step(state: FinetuneState, batch: dict, *, encoder: STGCN,
                   head: LinearClassifier, tx: optax.GradientTransformation,
                   epoch_lrs: np.ndarray, steps_per_epoch: int, stream: str,
-                  augmentation: ml_collections.ConfigDict) -> tuple[FinetuneState, dict]:
+                  augmentation: ml_collections.ConfigDict,
+                  encoder_mode: str) -> tuple[FinetuneState, dict]:
   """One SGD step on the encoder and the head, on this device's shard (call it compiled
   by `DataParallel`, which names the device axis `AXIS`).
 
@@ -161,6 +168,9 @@ def finetune_step(state: FinetuneState, batch: dict, *, encoder: STGCN,
     stream: `data.stream` the encoder was pretrained on.
     augmentation: the normal view's settings (`finetune.augment`: enabled, padding_ratio,
       shear_amplitude; see `augment.view_from_config`).
+    encoder_mode: `"eval"`: the encoder's forward in inference mode (running BatchNorm
+      statistics, kept as they are; no dropout), differentiated like any other; `"train"`:
+      batch statistics of the global batch, running statistics updated, dropout.
 
   Returns:
     The new state and `{"loss", "accuracy"}`: means over the global batch (accuracy in
@@ -178,12 +188,16 @@ def finetune_step(state: FinetuneState, batch: dict, *, encoder: STGCN,
   dropout_key = jax.random.fold_in(dropout_key, device)
 
   def loss_fn(params):
-    (h, _), new_vars = encoder.apply(
-        {"params": params["encoder"], "batch_stats": state.batch_stats}, x, train=True,
-        rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+    variables = {"params": params["encoder"], "batch_stats": state.batch_stats}
+    if encoder_mode == "train":
+      (h, _), new_vars = encoder.apply(variables, x, train=True, rngs={"dropout": dropout_key},
+                                       mutable=["batch_stats"])
+      batch_stats = new_vars["batch_stats"]
+    else:
+      (h, _), batch_stats = encoder.apply(variables, x, train=False), state.batch_stats
     logits = head.apply({"params": params["fc"]}, h)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return loss, (logits, new_vars["batch_stats"])
+    return loss, (logits, batch_stats)
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   # Every device holds B/N rows: the mean of the per-device gradients is the global one.
@@ -211,8 +225,9 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
     encoder_variables: its `{"params", "batch_stats"}`.
     dataset: the labelled samples (`x (N, 3, T, V, M)` joints as `dataset.read` returns).
     num_classes: the head's outputs.
-    config: the eval config's `finetune.*` (epochs, batch_size, learning_rate, momentum,
-      nesterov, weight_decay, decay_epochs, decay_factor, augment).
+    config: the eval config's `finetune.*` (encoder_mode, epochs, batch_size,
+      learning_rate, momentum, nesterov, weight_decay, decay_epochs, decay_factor, augment).
+      The head is initialised as the encoder's `init_scheme` says.
     stream: `data.stream`, computed on device after the augmentation.
     seed: shuffling, the head's initialisation and the augmentation keys.
     prefetch: batches read ahead in a background thread.
@@ -222,10 +237,14 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
     progress: show a progress bar.
 
   Raises:
-    ValueError: `config.batch_size` is not divisible by the device count, or a
-      `finetune.augment` setting is invalid (raised before anything is compiled).
+    ValueError: `config.batch_size` is not divisible by the device count, or
+      `finetune.encoder_mode` or a `finetune.augment` setting is invalid (raised before
+      anything is compiled).
     FloatingPointError: the loss became NaN/inf.
   """
+  if config.encoder_mode not in ENCODER_MODES:
+    raise ValueError(f"finetune.encoder_mode is {config.encoder_mode!r}; use eval (the "
+                     "reference's: running BatchNorm statistics, no dropout) or train.")
   augment.check_config(config.augment, "finetune.augment")
   dp = DataParallel(backend, devices=tuple(devices or jax.local_devices()))
   batch_size = global_batch_size(config.batch_size, len(dataset), dp.num_devices)
@@ -234,7 +253,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
                     f"{config.batch_size}: batches of {batch_size}.")
   steps_per_epoch = pipeline.steps_per_epoch(len(dataset), batch_size)
 
-  head = LinearClassifier(num_classes)
+  head = LinearClassifier(num_classes, init_scheme=encoder.init_scheme)
   tx = optim.pytorch_sgd(config.momentum, config.nesterov, config.weight_decay)
   epoch_lrs = learning_rates(config)
   state = jax.jit(functools.partial(create_state, head=head, feature_dim=encoder.hidden_dim,
@@ -243,7 +262,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
   step_fn = dp.compile(functools.partial(
       finetune_step, encoder=encoder.clone(bn_axis_name=AXIS), head=head, tx=tx,
       epoch_lrs=epoch_lrs, steps_per_epoch=steps_per_epoch, stream=stream,
-      augmentation=config.augment))
+      augmentation=config.augment, encoder_mode=config.encoder_mode))
 
   batches = pipeline.prefetch(
       pipeline.train_batches(dataset, batch_size, seed, num_devices=dp.num_devices,

@@ -1,11 +1,12 @@
 """Linear evaluation: a linear classifier trained on fixed (frozen-encoder) features.
 
-The SkeletonCLR/AimCLR recipe (SPEC §7): the encoder's pooled features `(N, D)` (D = 256
-for ST-GCN) go straight into a new `fc` (no normalisation, as in SkeletonCLR; L2
-normalisation is an option), trained with SGD momentum 0.9, lr 3.0, weight decay 0,
-batch 128, 100 epochs, lr ×0.1 after epoch 80 (AimCLR's `lr = base·0.1^(epoch > 80)`
-with 1-based epochs: epochs 1-80 at 3.0, 81-100 at 0.3). `fc` starts as N(0, 0.02²)
-weights and zero bias, as AimCLR's `weights_init` leaves it.
+The SkeletonCLR/AimCLR recipe (docs/method.md, "Evaluation protocols"): the encoder's
+pooled features `(N, D)` (D = 256 for ST-GCN) go straight into a new `fc` (no
+normalisation, as in SkeletonCLR; L2 normalisation is an option), trained with SGD
+momentum 0.9, lr 3.0, weight decay 0, batch 128, 100 epochs, lr ×0.1 after epoch 80
+(AimCLR's `lr = base·0.1^(epoch > 80)` with 1-based epochs: epochs 1-80 at 3.0, 81-100 at
+0.3). `fc` starts as N(0, 0.02²) weights and zero bias, as AimCLR's `weights_init` leaves
+it.
 
 The recipe is not invariant to the scale of the features: at a fixed lr, an encoder with
 larger features gets a larger effective step. `standardize` (off in the recipe) makes

@@ -11,6 +11,9 @@ Files written (all derived from the test scores passed in, so they always agree)
   with class names; the figure and font sizes scale with the number of classes.
 - `most_confused.txt`: the ten most-confused pairs, counted symmetrically (see
   `metrics.most_confused_pairs`).
+- `embedding.png`, when the caller passes the test features: a t-SNE map of a seeded
+  class-balanced subset of them (at most ~2000), coloured by class
+  (`freqjax.visualize.embedding`).
 
 Re-running a protocol never destroys an earlier report silently: if the folder already
 holds report files, they are first moved to `history/<created-at of the old report>/`
@@ -34,6 +37,7 @@ from freqjax.evaluation import metrics
 
 REPORT_FILES = ("results.json", "test_logits.npy", "test_labels.npy", "confusion_matrix.png",
                 "most_confused.txt")
+EMBEDDING_FILE = "embedding.png"  # only with test features
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
@@ -72,7 +76,8 @@ def write_report(out_dir: str | os.PathLike, *, protocol: str, test_logits, test
                  class_names: Sequence[str] | None = None,
                  config: Any = None,
                  checkpoint_step: int | None = None,
-                 extra: Mapping[str, Any] | None = None) -> str:
+                 extra: Mapping[str, Any] | None = None,
+                 test_features: Any = None) -> str:
   """Writes the report files into `out_dir` and returns a short summary for the CLI.
 
   Args:
@@ -85,6 +90,8 @@ def write_report(out_dir: str | os.PathLike, *, protocol: str, test_logits, test
     config: the full config (a `ConfigDict` or a mapping), stored as a dict.
     checkpoint_step: the pretraining step of the evaluated encoder.
     extra: anything else to record under `results.json["extra"]` (JSON-converted).
+    test_features: optional `(N_test, D)` features of the test samples (the encoder's
+      pooled output); with at least 5 samples, `embedding.png` maps them in 2-D.
 
   Returns:
     A few lines: protocol, step, sample count, top-1/top-5, the three most-confused pairs
@@ -96,6 +103,18 @@ def write_report(out_dir: str | os.PathLike, *, protocol: str, test_logits, test
   test_labels = test_labels.astype(np.int64)
   num_test, num_classes = test_logits.shape
   names = metrics.resolve_class_names(class_names, num_classes)
+  if test_features is not None:
+    test_features = np.asarray(test_features, dtype=np.float32)
+    if test_features.ndim != 2 or len(test_features) != num_test:
+      raise ValueError(f"test_features has shape {test_features.shape}; expected "
+                       f"({num_test}, D), one row per test sample of test_logits.")
+    if not np.isfinite(test_features).all():
+      raise ValueError("test_features hold NaN or infinite values; the encoder diverged.")
+    # Imported here: scikit-learn is needed only for this picture.
+    from freqjax.visualize import embedding  # pylint: disable=g-import-not-at-top
+    if num_test < embedding.MIN_POINTS:
+      test_features = None
+  files = list(REPORT_FILES) + ([EMBEDDING_FILE] if test_features is not None else [])
 
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +145,7 @@ def write_report(out_dir: str | os.PathLike, *, protocol: str, test_logits, test
       "most_confused_pairs": pairs,
       "config": config,
       "extra": dict(extra) if extra is not None else {},
-      "files": list(REPORT_FILES),
+      "files": files,
   }
   with open(out_dir / "results.json", "w") as f:
     json.dump(to_jsonable(results), f, indent=2, allow_nan=False)
@@ -138,6 +157,9 @@ def write_report(out_dir: str | os.PathLike, *, protocol: str, test_logits, test
   (out_dir / "most_confused.txt").write_text(
       f"{protocol}: the ten most-confused class pairs, count(a->b) + count(b->a) "
       f"over {num_test} test samples\n" + metrics.format_confused_pairs(pairs))
+  if test_features is not None:
+    embedding.plot_embedding(test_features, test_labels, names, out_dir / EMBEDDING_FILE,
+                             seed=0, title=f"{protocol}: test features")
 
   step = "" if checkpoint_step is None else f", checkpoint step {checkpoint_step}"
   lines = [f"{protocol} evaluation{step}: {num_test} test samples, {num_classes} classes",
@@ -194,7 +216,7 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str 
 
 
 def _move_previous_report(out_dir: Path) -> Path | None:
-  existing = [name for name in REPORT_FILES if (out_dir / name).exists()]
+  existing = [name for name in (*REPORT_FILES, EMBEDDING_FILE) if (out_dir / name).exists()]
   if not existing:
     return None
   stamp = None

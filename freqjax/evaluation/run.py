@@ -1,4 +1,5 @@
-"""Evaluation of a pretrained encoder: the SPEC §7 protocols, wired to checkpoints and data.
+"""Evaluation of a pretrained encoder: the protocols of docs/method.md, "Evaluation
+protocols", wired to checkpoints and data.
 
 `evaluate(config, workdir)` is what `python eval.py` calls (configs in `configs/eval.py`).
 It restores the encoder (the workdir's latest checkpoint, another workdir, a PyTorch
@@ -17,10 +18,12 @@ Protocols, and the choices each one records:
   probe is recorded too, labelled as selected on test.
 - `knn`: weighted cosine kNN of the test features among the training features.
 - `semi` / `finetune`: a class-balanced label subset (or the whole training split),
-  encoder + new linear head trained together (BatchNorm in train mode, dropout on, the
-  normal-view augmentation), data-parallel over the host's devices
+  encoder + new linear head trained together with the normal-view augmentation, the
+  encoder in `finetune.encoder_mode` (`eval`, the reference's: running BatchNorm
+  statistics, no dropout; or `train`), data-parallel over the host's devices
   (`freqjax.evaluation.finetune`; dropout masks per device); the last epoch's test
-  accuracy is reported (no selection). Test logits come from the fine-tuned encoder in inference mode.
+  accuracy is reported (no selection), with the mode used. Test logits come from the
+  fine-tuned encoder in inference mode.
 
 The encoder always sees the stream it was pretrained on (`data.stream`, computed on
 device from the joints). Every test sample is counted exactly once: the last batch is
@@ -52,7 +55,8 @@ from freqjax.text import classes
 PROTOCOLS = ("linear", "knn", "semi", "finetune", "transfer")
 DATA_FIELDS = ("format", "path", "split", "test_split", "num_frames", "num_classes", "stream")
 MODEL_FIELDS = ("hidden_channels", "hidden_dim", "layout", "dropout", "frest_blocks",
-                "frest_spatial", "frest_temporal", "frest_per_frequency", "frest_layer_norm")
+                "frest_spatial", "frest_temporal", "frest_per_frequency", "frest_layer_norm",
+                "init")
 # Used when there is no pretraining config (an imported PyTorch checkpoint): the field's
 # 50-frame AimCLR files, and SkeletonCLR's ST-GCN without FreST.
 DATA_DEFAULTS = {"format": "aimclr", "split": "train", "test_split": "val", "num_frames": 50,
@@ -157,15 +161,18 @@ def resolve(config: ml_collections.ConfigDict, workdir: str) -> Setup:
   pretrain_model = (pretrain or {}).get("model", {})
   defaults = {f.name: f.default for f in dataclasses.fields(STGCN) if f.name in MODEL_FIELDS}
   defaults["frest_blocks"] = ()  # a PyTorch ST-GCN has no FreST
+  # model.init is the attribute init_scheme (a flax Module's `init` is its method). A
+  # pretraining config.json from before the field inherits the default too: set
+  # --config.model.init=flax to repeat an evaluation made before it.
+  defaults["init"] = STGCN.init_scheme
   for field in MODEL_FIELDS:
     if resolved.model[field] is None:
       value = pretrain_model.get(field, defaults[field])
       resolved.model[field] = tuple(value) if field == "frest_blocks" else value
-  m = resolved.model
-  encoder = STGCN(hidden_channels=m.hidden_channels, hidden_dim=m.hidden_dim, layout=m.layout,
-                  dropout=m.dropout, frest_blocks=tuple(m.frest_blocks),
-                  frest_spatial=m.frest_spatial, frest_temporal=m.frest_temporal,
-                  frest_per_frequency=m.frest_per_frequency, frest_layer_norm=m.frest_layer_norm)
+  try:
+    encoder = STGCN.from_config(resolved.model)
+  except ValueError as e:
+    raise EvaluationError(str(e)) from None
   return Setup(resolved, pretrain, pretrain_path, source, encoder, report_name(config))
 
 
@@ -249,6 +256,7 @@ def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipe
       {"params": tuned.head_params}, test_features))
   extra = {
       "reported": "test accuracy after the last epoch (no model selection)",
+      "encoder_mode": f.encoder_mode,
       "label_fraction": f.label_fraction,
       "num_labelled": len(labelled),
       "num_labelled_per_class": np.bincount(labelled.labels, minlength=num_classes),

@@ -1,10 +1,11 @@
 """Feature Modulation loss: KL between noisy skeleton-to-text and text-to-text similarities.
 
-SPEC §5. The skeleton embedding `z_q` (student) and the text embedding `z_t` (teacher) of
-each sample are compared with the same candidate texts `S = [z_t of the batch; text queue]`;
-the student's similarity distribution is pulled towards the teacher's by a KL divergence
-with separate temperatures (CMD / ActCLR style). The Modality Harmonizer's loss `L_H` is
-this same function with the harmonizer's output `z_h` in place of `z_q`.
+docs/method.md, "Feature Modulation". The skeleton embedding `z_q` (student) and the text
+embedding `z_t` (teacher) of each sample are compared with the same candidate texts
+`S = [z_t of the batch; text queue]`; the student's similarity distribution is pulled
+towards the teacher's by a KL divergence with separate temperatures (CMD / ActCLR style).
+The Modality Harmonizer's loss `L_H` is this same function with the harmonizer's output
+`z_h` in place of `z_q`.
 """
 import jax
 import jax.numpy as jnp
@@ -92,10 +93,11 @@ def feature_modulation_loss(z_q: jax.Array,
                             *,
                             batch_texts: jax.Array | None = None,
                             row_ids: jax.Array | None = None) -> jax.Array:
-  """`L_FM = kl_div_batchmean(l_b / τ_s, l_a / τ_t)` (SPEC §5).
+  """`L_FM = kl_div_batchmean(l_b / τ_s, l_a / τ_t)`.
 
-  Also the Modality Harmonizer's `L_H`, called with the harmonizer output `z_h` as `z_q`
-  (with a different `key`, e.g. `fold_in(key, 1)`, so its noise is not FM's).
+  docs/method.md, "Feature Modulation". Also the Modality Harmonizer's `L_H`, called with
+  the harmonizer output `z_h` as `z_q` (with a different `key`, e.g. `fold_in(key, 1)`, so
+  its noise is not FM's).
 
   Args:
     z_q: `(B, E)` L2-normalised skeleton (or harmonizer) embeddings, E = 512.

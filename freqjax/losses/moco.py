@@ -1,7 +1,7 @@
 """MoCo arithmetic: InfoNCE over a queue of keys, the key encoder's EMA, the ring-buffer queue.
 
-Pure functions of arrays and pytrees (SPEC §5, skeleton instance contrast). The train step
-composes them; nothing here holds state.
+Pure functions of arrays and pytrees (docs/method.md, "Instance contrast"). The train
+step composes them; nothing here holds state.
 """
 from typing import Any
 
@@ -50,7 +50,7 @@ def momentum_update(target_params: Any, online_params: Any, momentum: float | ja
   Args:
     target_params: key-encoder pytree (θ_k).
     online_params: query-encoder pytree (θ_q) of the same structure.
-    momentum: m in [0, 1] (0.999 in SPEC §5); a python float or a traced scalar.
+    momentum: m in [0, 1] (0.999 in the recipe); a python float or a traced scalar.
 
   Returns:
     The new θ_k, with the structure and dtypes of `target_params`.

@@ -1,9 +1,10 @@
 """Modality Harmonizer: skeleton frames attend to the words of the sample's text.
 
-SPEC §5 **[choice]**. Frame features (query) and word-level CLIP features (key/value) are
-projected to a common width, combined by multi-head cross-attention with a residual and a
-LayerNorm, pooled over frames and projected to the 512-d text space. Its output `z_h` is
-aligned to the sentence embedding `z_t` by the Feature Modulation KL: the loss `L_H` is
+docs/method.md, "Modality Harmonizer" (its design is an open choice). Frame features
+(query) and word-level CLIP features (key/value) are projected to a common width,
+combined by multi-head cross-attention with a residual and a LayerNorm, pooled over
+frames and projected to the 512-d text space. Its output `z_h` is aligned to the sentence
+embedding `z_t` by the Feature Modulation KL: the loss `L_H` is
 `feature_modulation.feature_modulation_loss(z_h, z_t, text_queue, key, ...)` (no separate
 function). Training-time only: inference is skeleton-only.
 """
@@ -11,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from freqjax.models import initializers
 from freqjax.normalize import l2_normalize
 
 
@@ -27,11 +29,16 @@ class ModalityHarmonizer(nn.Module):
     num_heads: attention heads; must divide `dim`.
     out_dim: output width (512, CLIP's embedding).
     dropout: dropout rate on the attention weights (used when `train=True`, rng 'dropout').
+    init_scheme: `model.init` (`freqjax.models.initializers`): every dense kernel, those
+      of the attention's query/key/value/output projections included, N(0, 0.02²) with
+      zero bias (`"reference"`, as the reference's `weights_init` treats linear layers),
+      or Flax's lecun-normal (`"flax"`); the LayerNorm starts at scale 1, shift 0 in both.
   """
   dim: int = 256
   num_heads: int = 8
   out_dim: int = 512
   dropout: float = 0.0
+  init_scheme: str = "reference"
 
   @nn.compact
   def __call__(self,
@@ -59,15 +66,17 @@ class ModalityHarmonizer(nn.Module):
                        f"features {word_features.shape} (want (N, L) for (N, L, E))")
     word_mask = word_mask.astype(bool)
     word_features = jnp.where(word_mask[..., None], word_features, 0.0)
-    query = nn.Dense(self.dim, name="frame_proj")(frame_features)
-    memory = nn.Dense(self.dim, name="word_proj")(word_features)
+    inits = dict(kernel_init=initializers.kernel(self.init_scheme, nn.initializers.lecun_normal()),
+                 bias_init=initializers.bias(self.init_scheme, nn.initializers.zeros))
+    query = nn.Dense(self.dim, name="frame_proj", **inits)(frame_features)
+    memory = nn.Dense(self.dim, name="word_proj", **inits)(word_features)
     attended = nn.MultiHeadDotProductAttention(
         num_heads=self.num_heads, qkv_features=self.dim, out_features=self.dim,
-        dropout_rate=self.dropout, name="attention")(
+        dropout_rate=self.dropout, name="attention", **inits)(
             query, memory, mask=word_mask[:, None, None, :], deterministic=not train)
     # Flax turns an all-False row into uniform attention over the padding; silence it.
     has_words = jnp.any(word_mask, axis=-1)[:, None, None]
     attended = jnp.where(has_words, attended, 0.0)
     x = nn.LayerNorm(name="norm")(query + attended)
     x = jnp.mean(x, axis=1)
-    return l2_normalize(nn.Dense(self.out_dim, name="out_proj")(x))
+    return l2_normalize(nn.Dense(self.out_dim, name="out_proj", **inits)(x))

@@ -1,9 +1,10 @@
 """Heads on the encoder's 256-d feature `h`: MoCo MLP, Feature Modulation projection, classifier.
 
-SPEC §3 (heads). Initialisation follows the PyTorch reference so that runs start from the
-same distribution: `nn.Linear`'s default (kernel and bias U(±1/√fan_in)) for the
-pretraining heads, N(0, 0.01²) kernel and zero bias for the linear-evaluation classifier
-(SkeletonCLR's `linear_eval`).
+docs/method.md, "Heads". Initialisation (`init_scheme`, the config's `model.init`): under
+`"reference"` every kernel N(0, 0.02²) and every bias 0, as SkeletonCLR/AimCLR's
+`weights_init` leaves the model; under `"flax"` (freqjax's earlier one) `nn.Linear`'s
+default (kernel and bias U(±1/√fan_in)) for the pretraining heads and N(0, 0.01²) kernel,
+zero bias for the classifier.
 
 PyTorch checkpoint mapping (SkeletonCLR / AimCLR, `mlp=True`): `encoder_q.fc` is
 `nn.Sequential(Linear(256, 256), ReLU(), Linear(256, 128))`, so
@@ -27,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from freqjax.models import initializers
+
 # PyTorch nn.Linear's kaiming_uniform(a=√5) is U(±1/√fan_in) = variance scaling 1/3, uniform.
 _torch_linear_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
@@ -40,9 +43,12 @@ def _torch_linear_bias_init(fan_in: int) -> nn.initializers.Initializer:
   return init
 
 
-def _torch_dense(features: int, fan_in: int, name: str) -> nn.Dense:
-  return nn.Dense(features, kernel_init=_torch_linear_kernel_init,
-                  bias_init=_torch_linear_bias_init(fan_in), name=name)
+def _torch_dense(features: int, fan_in: int, init_scheme: str, name: str) -> nn.Dense:
+  """A Dense initialised as `init_scheme` says (`"flax"`: as PyTorch's `nn.Linear`)."""
+  return nn.Dense(features,
+                  kernel_init=initializers.kernel(init_scheme, _torch_linear_kernel_init),
+                  bias_init=initializers.bias(init_scheme, _torch_linear_bias_init(fan_in)),
+                  name=name)
 
 
 class MLPHead(nn.Module):
@@ -51,32 +57,37 @@ class MLPHead(nn.Module):
   Attributes:
     hidden: width of the hidden layer (256).
     features: output width (128, MoCo's embedding).
+    init_scheme: `model.init` (see the module docstring).
   """
   hidden: int = 256
   features: int = 128
+  init_scheme: str = "reference"
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
     """`h (N, C)` pooled encoder features -> `(N, features)` (not normalised)."""
-    x = _torch_dense(self.hidden, h.shape[-1], "layers_0")(h)
+    x = _torch_dense(self.hidden, h.shape[-1], self.init_scheme, "layers_0")(h)
     x = nn.relu(x)
-    return _torch_dense(self.features, self.hidden, "layers_2")(x)
+    return _torch_dense(self.features, self.hidden, self.init_scheme, "layers_2")(x)
 
 
 class Projection(nn.Module):
   """Feature Modulation projection to the text space: one Dense, `(N, 256) -> (N, 512)`.
 
-  A single linear map **[choice]** (SPEC §3); its output is L2-normalised by the caller.
+  A single linear map (an open choice: docs/method.md, "Open choices"); its output is
+  L2-normalised by the caller.
 
   Attributes:
     features: output width (512, CLIP ViT-B/32's embedding).
+    init_scheme: `model.init` (see the module docstring).
   """
   features: int = 512
+  init_scheme: str = "reference"
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
     """`h (N, C)` pooled encoder features -> `(N, features)` (not normalised)."""
-    return _torch_dense(self.features, h.shape[-1], "fc")(h)
+    return _torch_dense(self.features, h.shape[-1], self.init_scheme, "fc")(h)
 
 
 class LinearClassifier(nn.Module):
@@ -84,13 +95,17 @@ class LinearClassifier(nn.Module):
 
   Attributes:
     num_classes: number of action classes (60, 120, 51, ...).
+    init_scheme: `model.init`: kernel N(0, 0.02²) (`"reference"`) or N(0, 0.01²)
+      (`"flax"`), bias 0.
   """
   num_classes: int
+  init_scheme: str = "reference"
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
     """`h (N, C)` frozen encoder features -> `(N, num_classes)` logits."""
-    return nn.Dense(self.num_classes, kernel_init=nn.initializers.normal(0.01),
+    kernel_init = initializers.kernel(self.init_scheme, nn.initializers.normal(0.01))
+    return nn.Dense(self.num_classes, kernel_init=kernel_init,
                     bias_init=nn.initializers.zeros_init(), name="fc")(h)
 
 

@@ -25,17 +25,14 @@ class Networks:
 
 def build_networks(config: ml_collections.ConfigDict, bn_axis_name: str | None) -> Networks:
   m = config.model
-  encoder = STGCN(hidden_channels=m.hidden_channels, hidden_dim=m.hidden_dim, layout=m.layout,
-                  dropout=m.dropout, frest_blocks=tuple(m.frest_blocks),
-                  frest_spatial=m.frest_spatial, frest_temporal=m.frest_temporal,
-                  frest_per_frequency=m.frest_per_frequency,
-                  frest_layer_norm=m.frest_layer_norm, bn_axis_name=bn_axis_name)
+  encoder = STGCN.from_config(m, bn_axis_name=bn_axis_name)
+  scheme = encoder.init_scheme  # model.init, checked by from_config
   return Networks(
       encoder=encoder,
-      mlp=MLPHead(hidden=m.hidden_dim, features=m.mlp_dim),
-      projection=Projection(config.fm.dim) if config.fm.weight > 0 else None,
+      mlp=MLPHead(hidden=m.hidden_dim, features=m.mlp_dim, init_scheme=scheme),
+      projection=Projection(config.fm.dim, init_scheme=scheme) if config.fm.weight > 0 else None,
       harmonizer=ModalityHarmonizer(config.harmonizer.dim, config.harmonizer.num_heads,
-                                    config.fm.dim, config.harmonizer.dropout)
+                                    config.fm.dim, config.harmonizer.dropout, init_scheme=scheme)
       if config.harmonizer.weight > 0 else None)
 
 
@@ -98,6 +95,10 @@ def create_train_state(config: ml_collections.ConfigDict, nets: Networks,
     params["harmonizer"] = nets.harmonizer.init(keys[3], frames, sample_words, mask)["params"]
   queue = l2_normalize(jax.random.normal(queue_rng, (config.moco.queue_size, config.model.mlp_dim)))
   text_queue = l2_normalize(jax.random.normal(text_rng, (config.fm.text_queue_size, config.fm.dim)))
+  # The key encoder starts as an exact copy of the query encoder and MLP, MoCo's intent.
+  # SkeletonCLR/AimCLR copy too but then re-initialise the whole model, so their key
+  # encoder starts from independent weights (docs/method.md, "Departures from the
+  # reference code"); freqjax keeps the copy.
   return TrainState(
       step=jnp.int32(0), params=params, batch_stats=variables["batch_stats"],
       key_params=_copy({"encoder": params["encoder"], "mlp": params["mlp"]}),

@@ -1,6 +1,6 @@
 """The frozen CLIP text encoder (transformers' Flax CLIP), loaded offline, run batched.
 
-For each sentence it gives (SPEC §6):
+For each sentence it gives (docs/method.md, "Text embeddings"):
 - the sentence embedding: the projected feature of the end-of-text token, L2-normalised —
   exactly `FlaxCLIPModel.get_text_features(...)` divided by its norm (512-d for
   `openai/clip-vit-base-patch32`);

@@ -30,6 +30,7 @@ order with their sentences, and a SHA-256 of that content which the embedding fi
 stores, so an embedding file can be traced back to the text it came from.
 """
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -152,6 +153,8 @@ def sample_descriptions(mapping: Mapping, source: str = "<mapping>") -> Descript
 
 def load_descriptions(path: str) -> Descriptions:
   """Reads a per-class (`{"classes": ...}`) or per-sample (C2VL) descriptions JSON file."""
+  if os.path.isdir(path):
+    raise IsADirectoryError(errno.EISDIR, "a directory, not a descriptions JSON file", path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: descriptions file not found")
   try:

@@ -1,9 +1,10 @@
 """Precomputed text embeddings joined to a dataset, served per batch on the host.
 
-Training never runs the text model (SPEC §6): `python -m freqjax.text.embed` writes an
-`.npz` (format in `freqjax/text/embed.py`), `TextTable.load` reads it, and
-`dataset_extra_fn(table, dataset)` (or `table.extra_fn(keys_of_each_row)`) gives the input
-pipeline's `extra_fn(indices, step)`, which adds to each batch
+Training never runs the text model (docs/method.md, "Text embeddings"):
+`python -m freqjax.text.embed` writes an `.npz` (format in `freqjax/text/embed.py`),
+`TextTable.load` reads it, and `dataset_extra_fn(table, dataset)` (or
+`table.extra_fn(keys_of_each_row)`) gives the input pipeline's `extra_fn(indices, step)`,
+which adds to each batch
 
   text_embedding  (B, P) float32, L2-normalised sentence embedding (P = 512 for CLIP)
   word_features   (B, L, H) float32, word-level features, zero at padding (H = 512)

@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if args.command == "skeleton":
     xla_env.configure()  # before jax is first imported, by the skeleton module
-    from freqjax.visualize import skeleton as skeleton_pictures  # pylint: disable=g-import-not-at-top
+    # pylint: disable-next=g-import-not-at-top
+    from freqjax.visualize import skeleton as skeleton_pictures
     print(skeleton_pictures.animate_sample(
         args.data_format, args.data_path, args.split, args.index, args.out,
         views=args.views, projection=args.projection, num_frames=args.num_frames,

@@ -73,8 +73,7 @@ def augmented_views(x: np.ndarray, seed: int = 0,
     raise SkeletonInputError(f"augmentation setting {unknown[0]!r} is not a parameter of "
                      "freqjax.data.augment.normal_view or extreme_view; known: "
                      f"{', '.join(sorted(known - {'key', 'x'}))}.")
-  normal = functools.partial(augment.normal_view, **_accepted(augment.normal_view,
-                                                               augment_kwargs))
+  normal = augment.normal_view
   extreme = functools.partial(augment.extreme_view, **_accepted(augment.extreme_view,
                                                                 augment_kwargs))
   # One compiled program for both views: op by op they take several times longer.
