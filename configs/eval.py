@@ -57,6 +57,9 @@ def base_config() -> ml_collections.ConfigDict:
   # reference | flax (configs/pretrain.py): the random-init encoder's and the fine-tuning
   # head's initialisation (the linear probe's classifier is N(0, 0.02²) in both).
   c.model.init = config_dict.placeholder(str)
+  c.model.kernels = config_dict.placeholder(str)  # auto | cpu | xla (configs/pretrain.py)
+  c.model.compute_dtype = config_dict.placeholder(str)  # float32 | bfloat16
+  c.model.remat = config_dict.placeholder(bool)
 
   # Frozen-encoder feature extraction (linear, knn, transfer, and the fine-tuned test pass).
   c.parallel = ml_collections.ConfigDict()

@@ -86,6 +86,13 @@ def base_config() -> ml_collections.ConfigDict:
   # earlier initialisation (lecun-normal, PyTorch's nn.Linear default in the heads), to
   # repeat earlier runs. FreST keeps TSLANet's initialisation in both.
   c.model.init = "reference"
+  # The encoder's arithmetic (freqjax/models/kernels): auto = the CPU rewrites when compiled
+  # for a CPU, plain XLA ops (autodiff, strided convolutions) for GPUs and TPUs; cpu | xla.
+  c.model.kernels = "auto"
+  # float32 | bfloat16: convolutions, matrix products and attention; parameters, optimizer
+  # state, BatchNorm statistics, FreST, the losses and the queues stay float32.
+  c.model.compute_dtype = "float32"
+  c.model.remat = False  # recompute each ST-GCN block in the backward pass: less memory
 
   c.moco = ml_collections.ConfigDict()
   c.moco.queue_size = 32768

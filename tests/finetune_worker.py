@@ -42,6 +42,8 @@ def setup():
   config.epochs = 2
   config.batch_size = 16  # 2 steps per epoch (8 samples dropped), 2 per device on 8
   config.decay_epochs = (1,)  # the second epoch runs at lr / 10
+  # Batch statistics, so the comparison covers BatchNorm synchronised over the devices.
+  config.encoder_mode = "train"
   return encoder, variables, dataset, config
 
 

@@ -61,6 +61,7 @@ def run(num_devices: int, backend: str, steps: int = 3) -> dict:
        "key_stats": final.key_batch_stats, "queue": final.queue,
        "text_queue": final.text_queue})[0]
   return {"metrics": losses, "queue_ptr": int(final.queue_ptr),
+          "xla_flags": os.environ["XLA_FLAGS"],
           "leaves": {jax.tree_util.keystr(p): np.asarray(v).tolist() for p, v in leaves}}
 
 

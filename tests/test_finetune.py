@@ -85,15 +85,18 @@ def _config(**fields):
 
 class TinyEncoder(nn.Module):
   """A stand-in for the ST-GCN (the step only needs its interface): the project's
-  BatchNorm over the device axis, a linear map, ReLU, mean over frames, joints, persons."""
+  BatchNorm over the device axis, a linear map, ReLU, dropout (in training mode), mean
+  over frames, joints, persons."""
   hidden_dim: int = 16
   bn_axis_name: str | None = None
+  dropout: float = 0.0
 
   @nn.compact
   def __call__(self, x, train):
     x = jnp.transpose(x, (0, 2, 3, 4, 1))  # (N, T, V, M, xyz)
     x = BatchNorm(axis_name=self.bn_axis_name)(x, train)
     x = nn.relu(nn.Dense(self.hidden_dim)(x))
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return jnp.mean(x, axis=(1, 2, 3)), x
 
 
@@ -124,7 +127,7 @@ def test_step_is_pytorch_sgd_on_the_cross_entropy():
   step = dp.compile(functools.partial(
       finetune.finetune_step, encoder=encoder.clone(bn_axis_name=parallel.AXIS), head=head,
       tx=tx, epoch_lrs=finetune.learning_rates(config), steps_per_epoch=4, stream="motion",
-      augmentation=config.augment), donate_state=False)
+      augmentation=config.augment, encoder_mode="train"), donate_state=False)
   new, metrics = step(dp.put_state(state), dp.put_batch({"x": x[None], "label": labels[None]}))
   new, metrics = jax.device_get((dp.get_state(new), metrics))
 
@@ -153,6 +156,75 @@ def test_step_is_pytorch_sgd_on_the_cross_entropy():
                              [100 * np.mean(np.argmax(logits, -1) == labels)])
 
 
+def test_eval_mode_step_keeps_running_statistics_and_drops_nothing():
+  """`encoder_mode="eval"` (the reference's): the forward is the inference-mode one, written
+  out in numpy (running BatchNorm statistics, no dropout), the statistics stay as they
+  were, and every parameter still moves by its gradient.
+
+  The step's encoder has dropout 0.5; the expected values come from a dropout-0 copy, so a
+  step that dropped units, or normalised with batch statistics, fails.
+  """
+  rng = np.random.default_rng(1)
+  encoder, head = TinyEncoder(dropout=0.5), LinearClassifier(3)
+  x = rng.normal(size=(6, 3, 8, 25, 2)).astype(np.float32)
+  labels = rng.integers(0, 3, 6).astype(np.int32)
+  variables = jax.jit(functools.partial(encoder.init, train=False))(jax.random.PRNGKey(0),
+                                                                   x[:2])
+  # Running statistics far from the batch's, so the two BatchNorm modes disagree.
+  running = {"BatchNorm_0": {"mean": rng.normal(size=3).astype(np.float32),
+                             "var": rng.uniform(0.5, 2.0, 3).astype(np.float32)}}
+  variables = {"params": variables["params"], "batch_stats": running}
+  config = _config(learning_rate=0.2, momentum=0.9, weight_decay=0.01)
+  config.augment.enabled = False
+  tx = optim.pytorch_sgd(config.momentum, config.nesterov, config.weight_decay)
+  state = jax.jit(functools.partial(finetune.create_state, head=head, feature_dim=16, tx=tx,
+                                    seed=0))(variables)
+  dp = parallel.DataParallel("pmap", devices=tuple(jax.devices()[:1]))
+  step = dp.compile(functools.partial(
+      finetune.finetune_step, encoder=encoder.clone(bn_axis_name=parallel.AXIS), head=head,
+      tx=tx, epoch_lrs=finetune.learning_rates(config), steps_per_epoch=4, stream="joint",
+      augmentation=config.augment, encoder_mode="eval"), donate_state=False)
+  new, metrics = step(dp.put_state(state), dp.put_batch({"x": x[None], "label": labels[None]}))
+  new, metrics = jax.device_get((dp.get_state(new), metrics))
+
+  # The inference-mode forward in numpy: BatchNorm with the running statistics, Dense, ReLU,
+  # the mean over frames, joints and persons, the head, the cross-entropy.
+  p = jax.device_get(state.params)
+  bn, dense, fc = p["encoder"]["BatchNorm_0"], p["encoder"]["Dense_0"], p["fc"]["fc"]
+  z = x.transpose(0, 2, 3, 4, 1).astype(np.float64)
+  z = (z - running["BatchNorm_0"]["mean"]) / np.sqrt(running["BatchNorm_0"]["var"] + 1e-5)
+  z = z * bn["scale"] + bn["bias"]
+  h = np.maximum(z @ dense["kernel"] + dense["bias"], 0).mean(axis=(1, 2, 3))
+  logits = h @ fc["kernel"] + fc["bias"]
+  log_p = logits - logits.max(-1, keepdims=True)
+  log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+  np.testing.assert_allclose(metrics["loss"], [-log_p[np.arange(6), labels].mean()],
+                             rtol=1e-5)
+
+  def loss_fn(params):  # the same forward, differentiated, on a model without dropout
+    h, _ = TinyEncoder(dropout=0.0).apply(
+        {"params": params["encoder"], "batch_stats": running}, jnp.asarray(x), train=False)
+    logits = head.apply({"params": params["fc"]}, h)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+  grads = jax.device_get(jax.jit(jax.grad(loss_fn))(state.params))
+  lr = 0.2  # epoch 0; the momentum buffer starts at zero
+  expected = jax.tree.map(lambda q, g: q - lr * (g + 0.01 * q), p, grads)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
+               new.params, expected)
+  assert np.abs(new.params["encoder"]["Dense_0"]["kernel"]
+                - p["encoder"]["Dense_0"]["kernel"]).max() > 1e-4  # the encoder trains
+  jax.tree.map(np.testing.assert_array_equal, new.batch_stats, running)
+
+
+def test_encoder_mode_is_checked_before_compiling():
+  encoder = STGCN(hidden_channels=4, hidden_dim=16, frest_blocks=())
+  x, y = _separable(np.random.default_rng(0), 6)
+  with pytest.raises(ValueError, match="finetune.encoder_mode is 'inference'; use eval"):
+    finetune.train(encoder, {}, ArrayDataset(x, y), 3, _config(encoder_mode="inference"),
+                   stream="joint", seed=0, progress=False)
+
+
 def _separable(rng, n, num_frames=8):
   """`(n, 3, T, 25, 2)` skeletons whose class (0-2) is the axis all joints are shifted on."""
   labels = np.arange(n) % 3
@@ -169,7 +241,10 @@ def test_finetuning_learns_a_separable_task():
   encoder = STGCN(hidden_channels=4, hidden_dim=16, dropout=0.0, frest_blocks=())
   variables = jax.jit(functools.partial(encoder.init, train=False))(jax.random.PRNGKey(0),
                                                                    train_x[:2])
-  config = _config(epochs=6, batch_size=8, decay_epochs=(5,))
+  # Batch statistics: a random encoder's running statistics (mean 0, variance 1) do not
+  # normalise anything, and through ten blocks of N(0, 0.02²) kernels its inference-mode
+  # features are ~1e-6, too small to learn from in a few steps.
+  config = _config(epochs=6, batch_size=8, decay_epochs=(5,), encoder_mode="train")
   result = finetune.train(encoder, variables, ArrayDataset(train_x, train_y), 3, config,
                           stream="joint", seed=0, progress=False)
   curve = result.curve
@@ -207,6 +282,7 @@ def test_finetune_protocol_writes_its_report(tmp_path):
   extra = results["extra"]
   assert out["report_dir"] == os.path.join(str(workdir), "eval", "finetune")
   assert extra["num_labelled"] == len(train) and "labelled_samples" not in extra
+  assert extra["encoder_mode"] == "eval"  # the reference's, the default
   assert extra["num_devices"] == 1 and extra["parallel_backend"] == "pmap"
   assert extra["batch_size"] == 8 and extra["steps_per_epoch"] == len(train) // 8
   assert extra["num_steps"] == 2 * extra["steps_per_epoch"]

@@ -2,6 +2,8 @@
 
 The method: docs/method.md, "FreST".
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,9 @@ import optax
 import pytest
 
 from freqjax.models import STGCN, FreST, SpectralFilter
+from freqjax.models.kernels import kernel_set
 from helpers import import_torch
+from helpers.torch_frest import frest_grads, torch_frest
 
 
 def numpy_spectral_filter(x, w_global, w_local, threshold):
@@ -192,3 +196,66 @@ def test_matches_tslanet_adaptive_spectral_block():
                              rtol=1e-3, atol=1e-5)
   np.testing.assert_allclose(grads["threshold"], block.threshold_param.grad.numpy()[0],
                              rtol=1e-3)
+
+
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
+def test_layer_norm_gradients_match_pytorch_in_float64(kernels):
+  """`layer_norm` (the CPU set's hand-written backward, the XLA set's autodiff) against
+  PyTorch autograd of `F.layer_norm`: input, scale and bias gradients, rows of very
+  different scales."""
+  torch = import_torch()
+  rng = np.random.default_rng(7)
+  x = rng.normal(size=(3, 5, 25, 6)) * rng.uniform(0.1, 10, size=(3, 5, 25, 1)) + rng.normal(
+      size=(3, 5, 25, 1))
+  scale, bias, cotangent = rng.normal(size=6), rng.normal(size=6), rng.normal(size=x.shape)
+  inputs = [torch.tensor(a, requires_grad=True) for a in (x, scale, bias)]
+  expected = torch.nn.functional.layer_norm(inputs[0], (6,), inputs[1], inputs[2], eps=1e-5)
+  (expected * torch.tensor(cotangent)).sum().backward()
+  with jax.enable_x64(True):
+    got, vjp = jax.vjp(lambda *a: kernel_set(kernels).layer_norm(*a, 1e-5), x, scale, bias)
+    grads = vjp(cotangent)
+  assert got.dtype == np.float64
+  np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+  for name, value, want in zip(("x", "scale", "bias"), grads, inputs):
+    np.testing.assert_allclose(value, want.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
+@pytest.mark.parametrize("per_frequency", [True, False])
+def test_frest_gradients_match_pytorch_in_float64(per_frequency, kernels):
+  """FreST (both branches, LayerNorms, per-frequency or per-channel weights) against the
+  PyTorch FreST of `helpers/torch_frest.py`: every parameter's gradient and the input's."""
+  torch = import_torch()
+  rng = np.random.default_rng(8)
+  x = rng.normal(size=(2, 12, 25, 6))  # (B, T, V, C): 13 joint bins, 7 frame bins
+  cotangent = rng.normal(size=x.shape)
+  module = FreST(per_frequency=per_frequency, kernels=kernels)
+  params = jax.tree.map(lambda a: np.asarray(a, np.float64),
+                        module.init(jax.random.key(9), x.astype(np.float32))["params"])
+  for branch in ("fres", "fret"):  # a local filter that matters; θ inside the energies
+    params[branch]["w_local"] = 50 * params[branch]["w_local"]
+    params[branch]["threshold"] = np.float64(1.3)
+  params["spatial_norm"]["scale"] = rng.uniform(0.5, 1.5, size=6)
+  params["temporal_norm"]["bias"] = rng.normal(0, 0.3, size=6)
+  if per_frequency:
+    assert params["fres"]["w_global"].shape == (13, 6, 2)
+    assert params["fret"]["w_global"].shape == (7, 6, 2)
+
+  reference = torch_frest(params)
+  x_torch = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)  # (B, C, T, V)
+  out = reference(x_torch)
+  (out * torch.tensor(cotangent.transpose(0, 3, 1, 2).copy())).sum().backward()
+  expected = frest_grads(reference)
+  with jax.enable_x64(True):
+    got, vjp = jax.vjp(lambda p, x: module.apply({"params": p}, x), params, x)
+    grads, grad_x = vjp(cotangent)
+  assert grad_x.dtype == np.float64
+  np.testing.assert_allclose(got, out.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-9,
+                             atol=1e-12)
+  np.testing.assert_allclose(grad_x, x_torch.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-9,
+                             atol=1e-12)
+  assert jax.tree.structure(grads) == jax.tree.structure(expected)
+  for path, value in jax.tree_util.tree_flatten_with_path(grads)[0]:
+    want = functools.reduce(lambda t, k: t[k.key], path, expected)
+    np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-12,
+                               err_msg=jax.tree_util.keystr(path))

@@ -73,3 +73,34 @@ def test_bad_arguments():
     knn.knn_scores(x, y, x, num_classes=2, k=5)
   with pytest.raises(ValueError, match="D=3 but test features have D=2"):
     knn.knn_scores(x, y, np.ones((2, 2)), num_classes=2, k=2)
+
+
+def _ranked_case(num_samples=10, seed=1):
+  """Eight classes; each test point's coordinates rank its true class at a chosen place.
+
+  Returns `(test_x (N, 8), test_y (N,), ranks (N,))`: sample i has its largest coordinate
+  on some class, the next on another, ..., and its label at 0-based place `ranks[i]`, the
+  levels far apart (0.15) so the order is unambiguous.
+  """
+  rng = np.random.default_rng(seed)
+  levels = np.array([1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0])
+  ranks = np.array([0, 0, 1, 2, 3, 4, 5, 6, 7, 0])[:num_samples]
+  test_y = rng.integers(0, 8, size=num_samples)
+  test_x = np.zeros((num_samples, 8))
+  for i, (label, rank) in enumerate(zip(test_y, ranks)):
+    others = rng.permutation([c for c in range(8) if c != label])
+    order = np.insert(others, rank, label)  # classes from the largest coordinate down
+    test_x[i, order] = levels
+  return test_x, test_y, ranks
+
+
+def test_top5_of_eight_classes_counted_by_hand():
+  """One training point per class on its axis, k = all 8: every class votes exp(cos / τ),
+  so the class ranking of a test point is the order of its coordinates. The labels sit at
+  places 0,0,1,2,3,4,5,6,7,0: top-1 3/10, top-5 7/10. (Equal votes would rank the classes
+  by index instead: 1/10 and 6/10 for these labels.)"""
+  test_x, test_y, _ = _ranked_case()
+  result = knn.knn_evaluate(np.eye(8), np.arange(8), test_x, test_y, num_classes=8, k=8,
+                            temperature=0.1)
+  assert result["test_top1"] == pytest.approx(30.0)
+  assert result["test_top5"] == pytest.approx(70.0)

@@ -9,7 +9,8 @@ layer, never a higher one):
 4. the evaluation pieces (metrics, kNN, probes, features, fine-tuning, reports)
 5. `pretraining` (it may use the evaluation pieces, e.g. the kNN monitor)
 6. the evaluation driver and the ensemble
-7. the programs: the demo and the experiment runner
+7. the programs: the demo
+8. the experiment runner (it reuses the demo's data preparation and configs)
 """
 import ast
 import pathlib
@@ -27,7 +28,7 @@ LAYERS = {
     "freqjax.pretraining": 5,
     "freqjax.visualize": 3,
     "freqjax.evaluation.run": 6, "freqjax.evaluation.ensemble": 6,
-    "freqjax.demo": 7, "freqjax.experiment": 7,
+    "freqjax.demo": 7, "freqjax.experiment": 8,
 }
 # Pictures must not pull in training: they read files and arrays only.
 FORBIDDEN = {"freqjax.visualize": ("freqjax.pretraining", "freqjax.evaluation.run")}

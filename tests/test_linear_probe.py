@@ -201,3 +201,26 @@ def test_standardize_makes_the_probe_invariant_to_per_dimension_affine_maps():
   with pytest.raises(ValueError, match="l2_normalize and standardize"):
     linear_probe.train_linear_probe(x, y, x, y, num_classes=3, epochs=1, l2_normalize=True,
                                     standardize=True)
+
+
+def test_top1_and_top5_of_eight_classes_counted_by_hand():
+  """Trained on the 8 class axes (4·e_c), the probe's logits for a test point rank the
+  classes by its coordinates (full-batch steps on balanced classes grow each class's own
+  weight alike, and lower the others alike). Test labels placed at 0,0,1,2,3,4,5,6,7,0: top-1 3/10, top-5 7/10."""
+  rng = np.random.default_rng(6)
+  train_y = np.repeat(np.arange(8), 16)
+  train_x = (4.0 * np.eye(8)[train_y]).astype(np.float32)
+  # The same construction as test_knn's ranked case (tests do not import each other).
+  levels = np.array([1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0])
+  ranks = [0, 0, 1, 2, 3, 4, 5, 6, 7, 0]
+  test_y = rng.integers(0, 8, size=len(ranks))
+  test_x = np.zeros((len(ranks), 8), np.float32)
+  for i, (label, rank) in enumerate(zip(test_y, ranks)):
+    order = np.insert(rng.permutation([c for c in range(8) if c != label]), rank, label)
+    test_x[i, order] = levels
+  # One batch of all samples: every step sees each class equally often.
+  result = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y, num_classes=8,
+                                           epochs=5, batch_size=128, decay_epochs=())
+  assert result["test_top1"] == pytest.approx(30.0)
+  assert result["test_top5"] == pytest.approx(70.0)
+  assert result["curve"]["test_top5"][-1] == pytest.approx(70.0)

@@ -130,17 +130,19 @@ def test_mlp_head_loads_torch_checkpoint_and_matches_its_forward():
     heads.mlp_head_params_from_torch(state, prefix="encoder_k.fc")
 
 
-def test_heads_initialise_like_pytorch():
+def test_flax_scheme_heads_initialise_like_pytorch_defaults():
+  """`model.init="flax"`: nn.Linear's default; the reference scheme is in test_init.py."""
   h = jnp.zeros((2, 256))
-  mlp = heads.MLPHead().init(jax.random.key(0), h)["params"]
+  mlp = heads.MLPHead(init_scheme="flax").init(jax.random.key(0), h)["params"]
   bound = 1 / np.sqrt(256)
   for layer in ("layers_0", "layers_2"):
     for leaf in mlp[layer].values():
       assert np.abs(leaf).max() <= bound
       assert np.abs(leaf).max() > 0.9 * bound   # uniform over the whole range, not N(0, small)
-  proj = heads.Projection().init(jax.random.key(1), h)["params"]["fc"]
+  proj = heads.Projection(init_scheme="flax").init(jax.random.key(1), h)["params"]["fc"]
   assert proj["kernel"].shape == (256, 512)
-  fc = heads.LinearClassifier(num_classes=60).init(jax.random.key(2), h)["params"]["fc"]
+  fc = heads.LinearClassifier(num_classes=60, init_scheme="flax").init(
+      jax.random.key(2), h)["params"]["fc"]
   assert fc["kernel"].shape == (256, 60)
   assert np.std(fc["kernel"]) == pytest.approx(0.01, rel=0.05)
   np.testing.assert_array_equal(fc["bias"], 0.0)

@@ -11,35 +11,12 @@ import pytest
 from configs import pretrain as pretrain_configs
 from freqjax.checkpoints import pytorch as convert
 from freqjax.pretraining import loop as pretrain
-from freqjax.data import pipeline, readers, synthetic
+from freqjax.data import readers, synthetic
 from freqjax.text import embed
+from helpers.pretrain_runs import read_metrics, tiny_config, tiny_data  # noqa: F401
 from helpers.torch_stgcn import random_state_dict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-  """120 synthetic samples (16 frames) and the random-init text file for their classes."""
-  root = tmp_path_factory.mktemp("synthetic")
-  synthetic.write_dataset(str(root / "xperformer"), num_samples=120, seed=0, num_frames=16)
-  embed.embed_synthetic(str(root / "text.npz"))
-  return root
-
-
-def tiny_config(tiny_data, **overrides):
-  config = pretrain_configs.get_config("test")
-  config.data.path = str(tiny_data / "xperformer")
-  config.text.path = str(tiny_data / "text.npz")
-  for name, value in overrides.items():
-    section, field = name.split("__")
-    setattr(getattr(config, section), field, value)
-  return config
-
-
-def read_metrics(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
 
 
 @pytest.mark.slow
@@ -64,27 +41,23 @@ def test_train_py_two_steps(tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_equals_uninterrupted(tiny_data, tmp_path, monkeypatch):
-  config = tiny_config(tiny_data, optim__epochs=1.0)  # 8 steps, checkpoints every 2
-  straight = jax.device_get(pretrain.pretrain(config, str(tmp_path / "straight")))
-
-  real_batches = pipeline.train_batches
-
-  def killed_after_five(*args, **kwargs):
-    for i, batch in enumerate(real_batches(*args, **kwargs)):
-      if i == 5:
-        raise KeyboardInterrupt("simulated kill")
-      yield batch
-
-  monkeypatch.setattr(pipeline, "train_batches", killed_after_five)
-  with pytest.raises(KeyboardInterrupt):
-    pretrain.pretrain(config, str(tmp_path / "resumed"))
-  assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["2", "4"]
-  monkeypatch.setattr(pipeline, "train_batches", real_batches)
-  resumed = jax.device_get(pretrain.pretrain(config, str(tmp_path / "resumed")))
-  assert int(resumed.step) == int(straight.step) > 5
-  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+def test_twice_killed_run_equals_uninterrupted_at_default_xla_level(tiny_data, tmp_path):
+  """Killed after steps 5 and 7 (checkpoints every 2), resumed each time: the final state
+  equals an uninterrupted run's bit for bit and metrics.jsonl holds steps 1-8 once, in
+  order. Runs in its own process at XLA's default optimisation level (not the suite's 0)."""
+  flags = os.environ.get("XLA_FLAGS", "").split()
+  env = dict(os.environ, XLA_FLAGS=" ".join(
+      f for f in flags if not f.startswith("--xla_backend_optimization_level")))
+  result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "resume_worker.py"),
+                           str(tiny_data), str(tmp_path)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])
+  assert "optimization_level" not in out["xla_flags"]
+  assert out["checkpoints_at_kills"] == [[2, 4], [2, 4, 6]]
+  assert out["logged_steps"] == list(range(1, 9))
+  assert out["final_step"] == out["straight_step"] == 8
+  assert out["max_abs_difference"] == 0.0
 
 
 @pytest.mark.slow
@@ -92,13 +65,14 @@ def test_nonfinite_loss_stops_with_the_step(tiny_data, tmp_path):
   config = tiny_config(tiny_data, optim__base_lr=1e12, optim__warmup_epochs=0.0)
   config.optim.schedule = "step"
   config.checkpoint_every_steps = 1
-  with pytest.raises(FloatingPointError, match=r"Non-finite loss at step (\d+)") as error:
+  with pytest.raises(pretrain.DivergedError, match=r"Non-finite loss at step (\d+)") as error:
     pretrain.pretrain(config, str(tmp_path))
   bad_step = int(error.value.args[0].split("step ")[1].split(";")[0])
   saved = [int(s) for s in os.listdir(tmp_path / "checkpoints")]
   # The NaN state is never saved: every checkpoint is from before the bad step.
-  assert all(step <= bad_step for step in saved)
-  assert f"last good checkpoint is step {max(saved) if saved else None}" in str(error.value)
+  assert all(step < bad_step for step in saved)
+  assert (f"last good checkpoint is step {max(saved)}" if saved else
+          "No checkpoint was saved") in str(error.value)
 
 
 def test_init_from_pytorch_checkpoint(tiny_data, tmp_path):

@@ -14,6 +14,10 @@ BatchNorm running statistics of both encoders, the queue and its pointer — in 
 both sides and in float32.
 """
 import functools
+import os
+import subprocess
+import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -33,9 +37,18 @@ from helpers.torch_stgcn import random_state_dict
 
 BATCH, FRAMES, QUEUE, FEATURES = 4, 16, 12, 16  # 2 steps move the queue pointer to 8
 LR, MOMENTUM, WEIGHT_DECAY, EMA, TEMPERATURE = 0.1, 0.9, 0.01, 0.9, 0.2
-# float32: the encoder test's tolerance (test_stgcn). float64: both sides compute the same
-# sums in double precision.
-TOLERANCES = {"float64": 1e-9, "float32": 2e-4}
+QUANTITIES = ("loss", "params", "momentum", "key_params", "batch_stats", "key_batch_stats",
+              "queue", "queue_ptr")
+WORKER = os.path.join(os.path.dirname(__file__), "skeletonclr_worker.py")
+# Largest `|freqjax − PyTorch| / max|PyTorch|` per quantity. float64: both sides compute
+# the same sums in double precision (measured: <= 6e-13). float32: the encoder test's
+# 2e-4 (test_stgcn), except for the gradients' products: the momentum buffers (the
+# gradients plus weight decay) and the query parameters they move: where float32 rounding
+# moves a ReLU input across zero the gradient jumps (test_stgcn's gradient test). On this
+# encoder, with one random cotangent, float32 gradients of PyTorch and of freqjax alike
+# differ from their float64 ones by up to 1-2 %; here freqjax's momentum buffers by 7e-3.
+TOLERANCES = {"float64": dict.fromkeys(QUANTITIES, 1e-9),
+              "float32": dict.fromkeys(QUANTITIES, 2e-4) | {"momentum": 2e-2, "params": 2e-3}}
 
 
 def _config():
@@ -63,7 +76,7 @@ def _config():
   return config
 
 
-def _start():
+def reference_start():
   """The reference's initial weights and queue (float32 values) and the four views."""
   rng = np.random.default_rng(0)
   query = random_state_dict(seed=0) | torch_skeletonclr.random_head_state(256, FEATURES, 1)
@@ -83,7 +96,7 @@ def _as_freqjax(stgcn_and_head: dict, encoder, dtype) -> tuple[dict, dict]:
   return {"encoder": variables["params"], "mlp": mlp}, variables["batch_stats"]
 
 
-def _torch_steps(start, dtype, encoder) -> dict:
+def torch_steps(start, dtype, encoder) -> dict:
   torch = import_torch()
   query, key, queue, views = start
   model = torch_skeletonclr.skeletonclr(query, key, queue, temperature=TEMPERATURE,
@@ -113,7 +126,7 @@ def _torch_steps(start, dtype, encoder) -> dict:
           "queue": model.queue.numpy().T, "queue_ptr": int(model.queue_ptr)}
 
 
-def _freqjax_steps(start, dtype) -> dict:
+def freqjax_steps(start, dtype) -> dict:
   query, key, queue, views = start
   config = _config()
   nets = train_state.build_networks(config, bn_axis_name=None)
@@ -145,29 +158,45 @@ def _freqjax_steps(start, dtype) -> dict:
           "queue": final.queue, "queue_ptr": int(final.queue_ptr)}
 
 
-def max_errors(got: dict, want: dict) -> dict[str, float]:
+def flatten(results: dict) -> dict[str, np.ndarray]:
+  """`{"params/encoder/block0/...": array, ...}`: every compared array by a path name."""
+  flat = {}
+  for name in QUANTITIES:
+    for path, leaf in jax.tree_util.tree_flatten_with_path(results[name])[0]:
+      flat["/".join([name, *(str(getattr(k, "key", k)) for k in path)])] = np.asarray(leaf)
+  return flat
+
+
+def max_errors(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> dict[str, float]:
   """Per compared quantity, the largest `|got − want| / max|want|` over its arrays."""
+  assert got.keys() == want.keys(), set(got) ^ set(want)
   errors = {}
-  for name in ("loss", "params", "momentum", "key_params", "batch_stats", "key_batch_stats",
-               "queue"):
-    pairs = zip(jax.tree.leaves(got[name]), jax.tree.leaves(want[name]))
-    if name != "loss":  # same tree structure on both sides
-      assert jax.tree.structure(got[name]) == jax.tree.structure(want[name]), name
-    errors[name] = max(float(np.max(np.abs(np.asarray(g, np.float64) - w))
-                             / max(np.max(np.abs(w)), 1e-30)) for g, w in pairs)
+  for path, value in want.items():
+    quantity = path.split("/")[0]
+    error = float(np.max(np.abs(np.asarray(got[path], np.float64) - value))
+                  / max(np.max(np.abs(value)), 1e-30))
+    errors[quantity] = max(errors.get(quantity, 0.0), error)
   return errors
 
 
+def freqjax_float64() -> dict[str, np.ndarray]:
+  """freqjax's side in float64, run by `skeletonclr_worker.py` in its own process."""
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, "float64.npz")
+    subprocess.run([sys.executable, WORKER, out], check=True, timeout=1200)
+    with np.load(out) as f:
+      return {k: f[k] for k in f.files}
+
+
 def compare(dtype) -> tuple[dict[str, float], dict, dict]:
-  """Runs both sides in `dtype`; returns the max errors and both results."""
-  start = _start()
+  """Runs both sides in `dtype`; returns the max errors and both flattened results."""
+  start = reference_start()
   encoder = train_state.build_networks(_config(), bn_axis_name=None).encoder
   if dtype == np.float64:
-    with jax.enable_x64(True):
-      got = _freqjax_steps(start, dtype)
+    got = freqjax_float64()
   else:
-    got = _freqjax_steps(start, dtype)
-  want = _torch_steps(start, dtype, encoder)
+    got = flatten(freqjax_steps(start, dtype))
+  want = flatten(torch_steps(start, dtype, encoder))
   return max_errors(got, want), got, want
 
 
@@ -176,12 +205,12 @@ def compare(dtype) -> tuple[dict[str, float], dict, dict]:
 def test_two_steps_equal_pytorch_skeletonclr(dtype):
   import_torch()
   errors, got, want = compare(dtype)
-  assert got["queue_ptr"] == want["queue_ptr"] == 2 * BATCH
+  assert int(got["queue_ptr"]) == int(want["queue_ptr"]) == 2 * BATCH
   # The comparison is between moving numbers: the steps changed the state.
-  start_queue = _start()[2].T
+  start_queue = reference_start()[2].T
   assert np.abs(want["queue"][:2 * BATCH] - start_queue[:2 * BATCH]).max() > 0.1
   np.testing.assert_array_equal(want["queue"][2 * BATCH:], start_queue[2 * BATCH:])
   assert want["loss"][0] != want["loss"][1]
-  tolerance = TOLERANCES[np.dtype(dtype).name]
-  bad = {name: error for name, error in errors.items() if not error <= tolerance}
-  assert not bad, f"{np.dtype(dtype).name}: max relative errors above {tolerance}: {bad}"
+  tolerances = TOLERANCES[np.dtype(dtype).name]
+  bad = {name: error for name, error in errors.items() if not error <= tolerances[name]}
+  assert not bad, f"{np.dtype(dtype).name}: max relative errors above tolerance: {bad}"

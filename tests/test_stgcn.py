@@ -16,7 +16,9 @@ from freqjax.models import STGCN, count_params
 from freqjax.models.kernels import kernel_set
 from freqjax.models.stgcn import GraphConv, TemporalConv
 from helpers import import_torch
-from helpers.torch_stgcn import random_state_dict, reference_shapes, torch_stgcn
+from helpers.torch_frest import frest_grads, torch_frest
+from helpers.torch_stgcn import (random_state_dict, reference_shapes, stgcn_shapes,
+                                 torch_stgcn)
 
 def _bn(x, sd, prefix, train, momentum=0.1, eps=1e-5):
   """PyTorch BatchNorm over axis 1; returns output and (new mean, new var)."""
@@ -143,8 +145,9 @@ def test_dropout_is_active_only_in_training(imported, inputs):
   run = lambda key: model.apply(variables, inputs, train=True, rngs={"dropout": key},
                                 mutable=["batch_stats"])[0][0]
   assert np.abs(np.asarray(run(jax.random.key(0)) - run(jax.random.key(1)))).max() > 1e-3
-  np.testing.assert_array_equal(model.apply(variables, inputs, train=False)[0],
-                                model.apply(variables, inputs, train=False)[0])
+  # In eval mode the model with dropout 0.5 is the model without dropout.
+  without = STGCN(frest_blocks=(), dropout=0.0).apply(variables, inputs, train=False)[0]
+  np.testing.assert_array_equal(model.apply(variables, inputs, train=False)[0], without)
 
 
 def test_matches_pytorch_model(imported, inputs):
@@ -211,6 +214,65 @@ def test_gradients_match_pytorch_autograd(imported):
   largest = max(np.abs(want).max() for want in expected.values())
   for path, value in jax.tree_util.tree_flatten_with_path(got)[0]:
     name, want = jax.tree_util.keystr(path), expected[path]
+    np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-8 * largest, err_msg=name)
+  np.testing.assert_allclose(got_x, x.grad.numpy(), rtol=1e-5,
+                             atol=1e-6 * np.abs(x.grad.numpy()).max())
+
+
+@pytest.mark.slow
+def test_gradients_with_frest_match_pytorch_autograd():
+  """The encoder WITH FreST after blocks 3 and 9 against the PyTorch ST-GCN with the
+  PyTorch FreST (`helpers/torch_frest.py`, TSLANet's spectral block) in the same places:
+  every parameter's gradient and the input's, training mode, float64, at small widths
+  (4…16 channels) and 16 frames. Block 9 is freqjax's default place; there the pooled
+  feature sees only the zero-frequency bins (the mean over joints and frames), so block 3
+  carries every bin through the later blocks into the feature. (The CPU kernel set, the
+  one with hand-written backward passes; test_kernels.py checks the XLA set against it.)"""
+  torch = import_torch()
+  sd = random_state_dict(seed=3, shapes=stgcn_shapes(hidden_channels=4, hidden_dim=16))
+  widths = dict(hidden_channels=4, hidden_dim=16, dropout=0.0, kernels="cpu")
+  plain = STGCN(frest_blocks=(), **widths)
+  model = STGCN(frest_blocks=(3, 9), **widths)
+  variables = convert.stgcn_from_pytorch(sd, plain, dtype=np.float64)
+  rng = np.random.default_rng(4)
+  inputs = rng.normal(size=(3, 3, 16, 25, 2))
+  inputs[1, :, :, :, 1] = 0  # an absent second person
+  initial = jax.tree.map(lambda a: np.asarray(a, np.float64), model.init(
+      jax.random.key(5), inputs.astype(np.float32), train=False)["params"])
+  frest = {i: initial[f"frest{i}"] for i in (3, 9)}
+  for block in frest.values():
+    for branch in ("fres", "fret"):  # filters large enough to matter beside the residual
+      block[branch]["w_global"] = 20 * block[branch]["w_global"]
+      block[branch]["w_local"] = 50 * block[branch]["w_local"]
+      block[branch]["threshold"] = np.float64(1.2)
+  params = {**variables["params"], **{f"frest{i}": p for i, p in frest.items()}}
+
+  torch_model = torch_stgcn(sd, after_block={i: torch_frest(p) for i, p in frest.items()})
+  torch_model = torch_model.double()
+  torch_model.train(True)
+  weights = rng.normal(size=(3, 16))
+  x = torch.tensor(inputs, requires_grad=True)
+  (torch_model(x) * torch.tensor(weights)).sum().backward()
+  grads = {name: p.grad.numpy() for name, p in torch_model.named_parameters()
+           if p.grad is not None and not name.startswith("after_block.")}
+  expected = convert.stgcn_from_pytorch({**sd, **grads}, plain, dtype=np.float64)["params"]
+  for i in frest:
+    expected[f"frest{i}"] = frest_grads(torch_model.after_block[str(i)])
+
+  with jax.enable_x64(True):
+    def loss(params, x):
+      h = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                      train=True, mutable=["batch_stats"])[0][0]
+      return (h * weights).sum()
+
+    got, got_x = jax.grad(loss, argnums=(0, 1))(params, inputs)
+  assert got_x.dtype == np.float64
+  assert jax.tree.structure(got) == jax.tree.structure(expected)
+  # As above: the float32 adjacency constant limits the agreement to ~1e-7.
+  flat_expected = dict(jax.tree_util.tree_flatten_with_path(expected)[0])
+  largest = max(np.abs(want).max() for want in flat_expected.values())
+  for path, value in jax.tree_util.tree_flatten_with_path(got)[0]:
+    name, want = jax.tree_util.keystr(path), flat_expected[path]
     np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-8 * largest, err_msg=name)
   np.testing.assert_allclose(got_x, x.grad.numpy(), rtol=1e-5,
                              atol=1e-6 * np.abs(x.grad.numpy()).max())

@@ -1,6 +1,8 @@
 """The pictures (freqjax.visualize): each file is made from tiny data and opened with PIL;
 the numbers behind them are checked against numpy references."""
+import functools
 import json
+import pickle
 import subprocess
 import sys
 
@@ -8,6 +10,7 @@ import jax
 import numpy as np
 from PIL import Image
 import pytest
+import threadpoolctl
 
 from freqjax.data import augment, readers, synthetic
 from freqjax.evaluation import report
@@ -17,6 +20,14 @@ from freqjax.visualize import curves, embedding, frest, skeleton
 
 FRAMES = 12
 ORANGE = np.array([255, 127, 14])  # matplotlib's tab:orange, the second person
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread():
+  """t-SNE's OpenMP threads spin against the other test worker on a 2-core machine: a
+  60-point map took 17 s with two threads there, 1.6 s with one."""
+  with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+    yield
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +89,47 @@ def test_skeleton_gif_skips_an_absent_second_person_and_caps_frames(data_dir, tm
   assert max(_orange_pixels(f) for f in frames) == 0
 
 
+def _write_other_formats(data_dir, out_dir) -> dict[str, tuple[str, str]]:
+  """The synthetic train split as a PySKL pickle and a CTR-GCN archive."""
+  dataset = readers.load_dataset("aimclr", data_dir, "train")
+  x = dataset.read(np.arange(len(dataset)))  # (N, C, T, V, M)
+  pyskl = {"split": {"xsub_train": list(dataset.sample_names)}, "annotations": [
+      {"frame_dir": name, "label": int(label), "keypoint": sample.transpose(3, 1, 2, 0),
+       "total_frames": FRAMES}
+      for name, label, sample in zip(dataset.sample_names, dataset.labels, x)]}
+  with open(out_dir / "pyskl.pkl", "wb") as f:
+    pickle.dump(pyskl, f)
+  flat = x.transpose(0, 2, 4, 3, 1).reshape(len(x), FRAMES, -1)  # (N, T, M·V·C)
+  np.savez(out_dir / "ctrgcn.npz", x_train=flat,
+           y_train=np.eye(dataset.num_classes)[dataset.labels])
+  return {"pyskl": (str(out_dir / "pyskl.pkl"), "xsub_train"),
+          "ctrgcn": (str(out_dir / "ctrgcn.npz"), "train")}
+
+
+@pytest.mark.parametrize("data_format", ["pyskl", "ctrgcn"])
+def test_skeleton_gif_from_the_other_formats(data_dir, tmp_path, data_format):
+  path, split = _write_other_formats(data_dir, tmp_path)[data_format]
+  index = _sample_of(data_dir, two_persons=True)
+  out = tmp_path / "sample.gif"
+  summary = skeleton.animate_sample(data_format, path, split, index, str(out),
+                                    projection="2d", num_frames=FRAMES, max_frames=3, dpi=30)
+  assert len(_gif_frames(out)) == 3 and "(#" in summary
+  assert max(_orange_pixels(f) for f in _gif_frames(out)) > 0
+
+
 def test_augmented_views_are_augment_s_views_of_one_key():
   x = np.random.default_rng(0).normal(size=(3, FRAMES, 25, 2)).astype(np.float32)
   x[:, -3:] = 0.0  # padding frames
-  views = skeleton.augmented_views(x, seed=3)
+  # Non-default settings, each taken by one view or both, must reach them.
+  settings = {"shear_amplitude": 0.1, "noise_std": 0.2, "noise_prob": 1.0}
+  views = skeleton.augmented_views(x, seed=3, augment_kwargs=settings)
+  assert list(views) == ["normal view", "extreme view"]  # left to right in the GIF
   key = jax.random.key(3)
-  np.testing.assert_allclose(views["normal view"], augment.normal_view(key, x), atol=1e-6)
-  np.testing.assert_allclose(views["extreme view"], augment.extreme_view(key, x), atol=1e-6)
-  # The settings reach the views: no crop padding and no shear leave the sample as it is.
-  same = skeleton.augmented_views(x, augment_kwargs={"padding_ratio": 10**6,
-                                                     "shear_amplitude": 0.0})
-  np.testing.assert_array_equal(same["normal view"], x)
+  # Compiled, as op-by-op dispatch of the extreme view alone takes ~10 s on a loaded CPU.
+  normal = jax.jit(functools.partial(augment.normal_view, shear_amplitude=0.1))
+  extreme = jax.jit(functools.partial(augment.extreme_view, **settings))
+  np.testing.assert_allclose(views["normal view"], normal(key, x), atol=1e-6)
+  np.testing.assert_allclose(views["extreme view"], extreme(key, x), atol=1e-6)
   with pytest.raises(skeleton.SkeletonInputError, match="'shear'"):
     skeleton.augmented_views(x, augment_kwargs={"shear": 0.1})
 
@@ -130,6 +171,14 @@ def test_training_curves_from_a_partial_metrics_file(tmp_path):
     assert image.format == "PNG" and image.size[0] > 0
   assert (tmp_path / "training_curves.png").stat().st_size > 0
   assert not list(tmp_path.glob("*.tmp.png"))
+
+
+def test_a_resumed_run_s_repeated_steps_keep_the_last_line():
+  rows = [{"step": 10, "loss": 3.0}, {"step": 20, "loss": 2.0}, {"step": 30, "loss": 9.0},
+          {"step": 20, "loss": 2.5}, {"step": 30, "loss": 1.5}, {"step": 40, "lr": 0.1}]
+  steps, values = curves.metric_series(rows, "loss")
+  np.testing.assert_array_equal(steps, [10, 20, 30])
+  np.testing.assert_array_equal(values, [3.0, 2.5, 1.5])
 
 
 def test_training_curves_of_an_empty_file_and_the_cli(tmp_path, capsys):

@@ -38,6 +38,8 @@ NUM_PERSONS = 2
 NUM_COORDS = 3
 # Samples checked for NaN/inf when a dataset is opened; the rest are checked as read.
 _CHECK_CHUNK = 256
+# |coordinate| above which a sample is implausible (metres), for `implausible_data`.
+MAX_ABS_COORDINATE = 1e3
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -103,20 +105,20 @@ def load_dataset(format: str, path: str, split: str,  # pylint: disable=redefine
       width). Labels outside `[0, num_classes)` are an error.
 
   Raises:
-    ValueError: an unknown format or split.
     FileNotFoundError: a missing file.
-    DataFormatError: a file with the wrong layout, inconsistent labels or NaN/inf values.
+    DataFormatError (a ValueError): an unknown format or split, a file with the wrong
+      layout, inconsistent labels or NaN/inf values.
   """
   if num_frames is not None and num_frames < 1:
-    raise ValueError(f"num_frames must be positive or None, got {num_frames}.")
+    raise DataFormatError(f"num_frames must be positive or None, got {num_frames}.")
   if format == "aimclr":
     return _load_aimclr(path, split, num_frames, num_classes)
   if format == "pyskl":
     return _load_pyskl(path, split, num_frames, num_classes)
   if format == "ctrgcn":
     return _load_ctrgcn(path, split, num_frames, num_classes)
-  raise ValueError(f"Unknown data format {format!r}: use one of {', '.join(FORMATS)} "
-                   "(AimCLR .npy + .pkl, PySKL .pkl, CTR-GCN .npz).")
+  raise DataFormatError(f"Unknown data format {format!r}: use one of {', '.join(FORMATS)} "
+                        "(AimCLR .npy + .pkl, PySKL .pkl, CTR-GCN .npz).")
 
 
 def valid_lengths(x: np.ndarray) -> np.ndarray:
@@ -161,6 +163,38 @@ def resample_frames(x: np.ndarray, lengths: np.ndarray, num_frames: int) -> np.n
   return out
 
 
+def implausible_data(dataset: SkeletonDataset, num_samples: int = 256,
+                     seed: int = 0) -> list[str]:
+  """Warnings about a split that is finite but unlikely to be what the user meant.
+
+  Checks a seeded sample of `num_samples` rows (not the whole file, which may be a large
+  memory map): the fraction of all-zero samples (over half: a broken conversion or
+  padding), and of samples with a coordinate beyond +-`MAX_ABS_COORDINATE` (NTU and
+  PKU-MMD coordinates are metres; millimetres or pixels need converting).
+
+  Returns:
+    One message per problem, naming the file and the fraction; empty when none.
+  """
+  n = len(dataset)
+  if n == 0:
+    return []
+  rows = np.sort(np.random.default_rng(seed).choice(n, min(n, num_samples), replace=False))
+  x = np.asarray(dataset.data[rows], dtype=np.float32).reshape(len(rows), -1)
+  size = f"{len(rows)} randomly chosen" if len(rows) < n else f"all {n}"
+  warnings = []
+  zero = float(np.mean(~x.any(axis=1)))
+  if zero > 0.5:
+    warnings.append(f"{dataset.path}: {100 * zero:.0f}% of {size} samples are all zeros "
+                    "(no skeleton); check how the file was made.")
+  absurd = np.abs(x).max(axis=1) > MAX_ABS_COORDINATE
+  if absurd.any():
+    warnings.append(
+        f"{dataset.path}: {100 * float(absurd.mean()):.0f}% of {size} samples have "
+        f"coordinates beyond +-{MAX_ABS_COORDINATE:g} (largest {float(np.abs(x).max()):.3g}); "
+        "skeleton coordinates are expected in metres: convert millimetres or pixels first.")
+  return warnings
+
+
 def _check_finite(x: np.ndarray, rows: np.ndarray, dataset: SkeletonDataset) -> None:
   finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
   if not finite.all():
@@ -203,8 +237,8 @@ def _validate(data: np.ndarray, labels, sample_names: Sequence[str], path: str,
   return dataset
 
 
-def _unknown_split(path: str, split: str, available) -> ValueError:
-  return ValueError(f"{path}: unknown split {split!r}; available: "
+def _unknown_split(path: str, split: str, available) -> DataFormatError:
+  return DataFormatError(f"{path}: unknown split {split!r}; available: "
                     f"{', '.join(sorted(available)) or 'none'}.")
 
 

@@ -19,8 +19,10 @@ drawn per device (`fold_in(key, device)`): equal in distribution, not bit for bi
 one-device run (the equivalence tests run with dropout 0).
 
 The step is `(state, batch) -> (state, metrics)`: the epoch's learning rate is looked up on
-device from `state.step`, so nothing else changes between calls. Fine-tuning runs on one
-host: the data axis is its local devices (evaluation is single-host).
+device from `state.step`, so nothing else changes between calls. With several processes
+(`jax.distributed`), the data axis spans every process's devices by default and each
+process reads only its slice of every global batch (`DataParallel.process_slice`); every
+process gets the fine-tuned weights.
 """
 import dataclasses
 import functools
@@ -65,7 +67,7 @@ class FinetuneState:
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneResult:
-  """What `train` returns (arrays on the first device of the data axis, one copy).
+  """What `train` returns (arrays on this process's first device of the data axis).
 
   Attributes:
     encoder_variables: the fine-tuned encoder's `{"params", "batch_stats"}`.
@@ -76,7 +78,7 @@ class FinetuneResult:
     train_seconds: wall time of the training loop, compilation included.
     curve: per epoch, `{"epoch", "lr", "train_loss", "train_top1"}` lists (1-based
       epochs; means over the epoch's steps; top-1 in percent).
-    num_devices: devices the step ran on.
+    num_devices: devices the step ran on (of all processes).
     backend: `pmap` or `shard_map`.
   """
   encoder_variables: dict
@@ -232,7 +234,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
     seed: shuffling, the head's initialisation and the augmentation keys.
     prefetch: batches read ahead in a background thread.
     backend: `pmap` or `shard_map` (`DataParallel`).
-    devices: the data axis (default: this host's devices).
+    devices: the data axis (default: all devices, of every process).
     name: the progress bar's label and the name in error messages.
     progress: show a progress bar.
 
@@ -246,7 +248,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
     raise ValueError(f"finetune.encoder_mode is {config.encoder_mode!r}; use eval (the "
                      "reference's: running BatchNorm statistics, no dropout) or train.")
   augment.check_config(config.augment, "finetune.augment")
-  dp = DataParallel(backend, devices=tuple(devices or jax.local_devices()))
+  dp = DataParallel(backend, devices=tuple(devices or jax.devices()))
   batch_size = global_batch_size(config.batch_size, len(dataset), dp.num_devices)
   if batch_size < config.batch_size:
     tqdm.tqdm.write(f"{name}: {len(dataset)} labelled samples, fewer than finetune.batch_size "
@@ -265,8 +267,9 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
       augmentation=config.augment, encoder_mode=config.encoder_mode))
 
   batches = pipeline.prefetch(
-      pipeline.train_batches(dataset, batch_size, seed, num_devices=dp.num_devices,
-                             process_index=0, process_count=1),
+      pipeline.train_batches(dataset, batch_size, seed, num_devices=dp.num_local_devices,
+                             process_index=dp.process_slice[0],
+                             process_count=dp.process_slice[1]),
       size=prefetch, put=lambda b: dp.put_batch({"x": b["x"], "label": b["label"]}))
   curve = {"epoch": [], "lr": [], "train_loss": [], "train_top1": []}
   bar = tqdm.tqdm(total=config.epochs * steps_per_epoch, unit="step", desc=name,
@@ -294,8 +297,9 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
   bar.close()
   train_seconds = time.perf_counter() - start
 
-  # One copy on one device, ready for a single-device forward (the test pass).
-  state = jax.device_put(dp.get_state(state), dp.devices[0])
+  # One copy on one of this process's devices, ready for a single-device forward (the
+  # test pass).
+  state = jax.device_put(dp.get_state(state), dp.local_devices[0])
   return FinetuneResult(
       encoder_variables={"params": state.params["encoder"], "batch_stats": state.batch_stats},
       head_params=state.params["fc"], batch_size=batch_size, steps_per_epoch=steps_per_epoch,

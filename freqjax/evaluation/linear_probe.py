@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 
 from freqjax import normalize, optim
 from freqjax.evaluation import metrics
@@ -148,6 +149,7 @@ def train_linear_probe(
     standardize: bool = False,
     seed: int = 0,
     log_fn: Callable[[dict[str, float]], None] | None = None,
+    desc: str | None = None,
 ) -> dict[str, Any]:
   """Trains `Dense(num_classes)` on fixed features; evaluates after every epoch.
 
@@ -168,6 +170,7 @@ def train_linear_probe(
       apply the same to minival and test (off in the recipe; not with `l2_normalize`).
     seed: initialisation and shuffling.
     log_fn: called after each epoch with that epoch's row of the curve.
+    desc: a progress-bar label (one step per epoch, with ETA); None: no bar.
 
   Returns:
     A dict (accuracies in percent, epochs 1-based):
@@ -224,6 +227,8 @@ def train_linear_probe(
   curve: dict[str, list] = {name: [] for name in (
       "epoch", "lr", "train_loss", "train_top1", "minival_top1", "test_top1", "test_top5")}
   minival_params, best_minival = None, -1.0
+  bar = tqdm.tqdm(total=epochs, desc=desc, unit="epoch", disable=desc is None, leave=False,
+                  dynamic_ncols=True)
   for epoch in range(epochs):
     lr = optim.epoch_learning_rate(epoch, learning_rate, decay_epochs, decay_factor)
     params, opt_state, row = run_epoch(params, opt_state, jax.random.fold_in(shuffle_key, epoch),
@@ -233,6 +238,7 @@ def train_linear_probe(
     row.update(epoch=epoch + 1, lr=lr)
     row.setdefault("minival_top1", None)
     if not math.isfinite(row["train_loss"]):
+      bar.close()
       raise FloatingPointError(
           f"linear probe diverged in epoch {epoch + 1} (train loss {row['train_loss']}) at "
           f"lr {lr}: lower learning_rate or set l2_normalize=True for large features.")
@@ -242,6 +248,9 @@ def train_linear_probe(
       best_minival, minival_params = row["minival_top1"], params
     if log_fn is not None:
       log_fn(row)
+    bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_top1=f"{row['test_top1']:.1f}")
+    bar.update(1)
+  bar.close()
 
   best_test = int(np.argmax(curve["test_top1"]))
   result = {

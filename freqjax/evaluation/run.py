@@ -56,7 +56,7 @@ PROTOCOLS = ("linear", "knn", "semi", "finetune", "transfer")
 DATA_FIELDS = ("format", "path", "split", "test_split", "num_frames", "num_classes", "stream")
 MODEL_FIELDS = ("hidden_channels", "hidden_dim", "layout", "dropout", "frest_blocks",
                 "frest_spatial", "frest_temporal", "frest_per_frequency", "frest_layer_norm",
-                "init")
+                "init", "kernels", "compute_dtype", "remat")
 # Used when there is no pretraining config (an imported PyTorch checkpoint): the field's
 # 50-frame AimCLR files, and SkeletonCLR's ST-GCN without FreST.
 DATA_DEFAULTS = {"format": "aimclr", "split": "train", "test_split": "val", "num_frames": 50,
@@ -290,7 +290,8 @@ def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> dic
                weight_decay=lin.weight_decay, decay_epochs=tuple(lin.decay_epochs),
                decay_factor=lin.decay_factor, l2_normalize=lin.l2_normalize,
                standardize=lin.standardize, seed=c.seed)
-  full = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y, **probe)
+  full = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y,
+                                         desc=f"{setup.name} probe", **probe)
   extra = {
       "reported": ("test top-1/top-5 after the last epoch of a probe trained on the whole "
                    "training split (the SkeletonCLR/AimCLR recipe)"
@@ -317,7 +318,7 @@ def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> dic
     fit, held_out = subsets.minival_split(train_y, size, c.seed)
     selection = linear_probe.train_linear_probe(
         train_x[fit], train_y[fit], test_x, test_y, minival_features=train_x[held_out],
-        minival_labels=train_y[held_out], **probe)
+        minival_labels=train_y[held_out], desc=f"{setup.name} probe (minival)", **probe)
     extra["minival_selection"] = {
         "note": ("a second probe trained on train minus a stratified minival split; the "
                  "epoch is chosen on minival (never on test). Compare its epoch and test "

@@ -66,11 +66,12 @@ def spectral_filter(x: jax.Array, w_global: jax.Array, w_local: jax.Array,
     kernels: `model.kernels` (`freqjax.models.kernels`).
 
   Returns:
-    float32, the shape of `x`: `irfft(F ⊙ W_g + (F ⊙ M) ⊙ W_l)` with `F = rfft(x)`
-    ("ortho") along axis 1, the mask `M` from the energy over channels of each bin.
+    float32 (float64 for float64 `x`), the shape of `x`: `irfft(F ⊙ W_g + (F ⊙ M) ⊙ W_l)`
+    with `F = rfft(x)` ("ortho") along axis 1, the mask `M` from the energy over channels
+    of each bin.
   """
   length = x.shape[1]
-  spectrum = jnp.fft.rfft(x.astype(jnp.float32), axis=1, norm="ortho")
+  spectrum = jnp.fft.rfft(at_least_float32(x), axis=1, norm="ortho")
   re, im = jnp.real(spectrum), jnp.imag(spectrum)
   mask = _mask_from_energy(jnp.sum(jnp.square(re) + jnp.square(im), axis=-1), threshold)
   re, im = kernel_set(kernels).modulate(re, im, mask[..., None], w_global, w_local)

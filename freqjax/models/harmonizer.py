@@ -8,11 +8,14 @@ embedding `z_t` by the Feature Modulation KL: the loss `L_H` is
 `feature_modulation.feature_modulation_loss(z_h, z_t, text_queue, key, ...)` (no separate
 function). Training-time only: inference is skeleton-only.
 """
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from freqjax.models import initializers
+from freqjax.models.precision import at_least_float32
 from freqjax.normalize import l2_normalize
 
 
@@ -33,12 +36,15 @@ class ModalityHarmonizer(nn.Module):
       of the attention's query/key/value/output projections included, N(0, 0.02²) with
       zero bias (`"reference"`, as the reference's `weights_init` treats linear layers),
       or Flax's lecun-normal (`"flax"`); the LayerNorm starts at scale 1, shift 0 in both.
+    dtype: the dtype of the projections and the attention (`model.compute_dtype`; None:
+      the inputs'). Parameters, the softmax and the output stay float32.
   """
   dim: int = 256
   num_heads: int = 8
   out_dim: int = 512
   dropout: float = 0.0
   init_scheme: str = "reference"
+  dtype: Any = None
 
   @nn.compact
   def __call__(self,
@@ -68,15 +74,17 @@ class ModalityHarmonizer(nn.Module):
     word_features = jnp.where(word_mask[..., None], word_features, 0.0)
     inits = dict(kernel_init=initializers.kernel(self.init_scheme, nn.initializers.lecun_normal()),
                  bias_init=initializers.bias(self.init_scheme, nn.initializers.zeros))
-    query = nn.Dense(self.dim, name="frame_proj", **inits)(frame_features)
-    memory = nn.Dense(self.dim, name="word_proj", **inits)(word_features)
+    query = nn.Dense(self.dim, dtype=self.dtype, name="frame_proj", **inits)(frame_features)
+    memory = nn.Dense(self.dim, dtype=self.dtype, name="word_proj", **inits)(word_features)
     attended = nn.MultiHeadDotProductAttention(
         num_heads=self.num_heads, qkv_features=self.dim, out_features=self.dim,
-        dropout_rate=self.dropout, name="attention", **inits)(
+        dropout_rate=self.dropout, dtype=self.dtype, force_fp32_for_softmax=True,
+        name="attention", **inits)(
             query, memory, mask=word_mask[:, None, None, :], deterministic=not train)
     # Flax turns an all-False row into uniform attention over the padding; silence it.
     has_words = jnp.any(word_mask, axis=-1)[:, None, None]
     attended = jnp.where(has_words, attended, 0.0)
     x = nn.LayerNorm(name="norm")(query + attended)
     x = jnp.mean(x, axis=1)
-    return l2_normalize(nn.Dense(self.out_dim, name="out_proj", **inits)(x))
+    x = nn.Dense(self.out_dim, dtype=self.dtype, name="out_proj", **inits)(x)
+    return l2_normalize(at_least_float32(x))

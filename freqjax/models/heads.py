@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from freqjax.models import initializers
+from freqjax.models.precision import at_least_float32
 
 # PyTorch nn.Linear's kaiming_uniform(a=√5) is U(±1/√fan_in) = variance scaling 1/3, uniform.
 _torch_linear_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -43,9 +44,11 @@ def _torch_linear_bias_init(fan_in: int) -> nn.initializers.Initializer:
   return init
 
 
-def _torch_dense(features: int, fan_in: int, init_scheme: str, name: str) -> nn.Dense:
-  """A Dense initialised as `init_scheme` says (`"flax"`: as PyTorch's `nn.Linear`)."""
-  return nn.Dense(features,
+def _torch_dense(features: int, fan_in: int, init_scheme: str, name: str,
+                 dtype: Any = None) -> nn.Dense:
+  """A Dense initialised as `init_scheme` says (`"flax"`: as PyTorch's `nn.Linear`), its
+  product in `dtype` (None: the input's), its parameters float32."""
+  return nn.Dense(features, dtype=dtype,
                   kernel_init=initializers.kernel(init_scheme, _torch_linear_kernel_init),
                   bias_init=initializers.bias(init_scheme, _torch_linear_bias_init(fan_in)),
                   name=name)
@@ -58,17 +61,21 @@ class MLPHead(nn.Module):
     hidden: width of the hidden layer (256).
     features: output width (128, MoCo's embedding).
     init_scheme: `model.init` (see the module docstring).
+    dtype: the products' dtype (`model.compute_dtype`; None: the input's). The output is
+      float32 (or wider) for the losses.
   """
   hidden: int = 256
   features: int = 128
   init_scheme: str = "reference"
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
     """`h (N, C)` pooled encoder features -> `(N, features)` (not normalised)."""
-    x = _torch_dense(self.hidden, h.shape[-1], self.init_scheme, "layers_0")(h)
+    x = _torch_dense(self.hidden, h.shape[-1], self.init_scheme, "layers_0", self.dtype)(h)
     x = nn.relu(x)
-    return _torch_dense(self.features, self.hidden, self.init_scheme, "layers_2")(x)
+    x = _torch_dense(self.features, self.hidden, self.init_scheme, "layers_2", self.dtype)(x)
+    return at_least_float32(x)
 
 
 class Projection(nn.Module):
@@ -80,14 +87,18 @@ class Projection(nn.Module):
   Attributes:
     features: output width (512, CLIP ViT-B/32's embedding).
     init_scheme: `model.init` (see the module docstring).
+    dtype: the product's dtype (`model.compute_dtype`; None: the input's). The output is
+      float32 (or wider) for the losses.
   """
   features: int = 512
   init_scheme: str = "reference"
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
     """`h (N, C)` pooled encoder features -> `(N, features)` (not normalised)."""
-    return _torch_dense(self.features, h.shape[-1], self.init_scheme, "fc")(h)
+    return at_least_float32(
+        _torch_dense(self.features, h.shape[-1], self.init_scheme, "fc", self.dtype)(h))
 
 
 class LinearClassifier(nn.Module):

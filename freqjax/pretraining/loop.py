@@ -3,9 +3,15 @@
 `pretrain(config, workdir)` is what `python train.py` calls. A run writes to
 `workdir`: `config.json` (the resolved config), `checkpoints/` (Orbax, whole train state),
 `metrics.jsonl` and `tensorboard/`.
+
+Resuming a workdir that holds checkpoints: the config is compared with `config.json`
+before anything is written (`freqjax.pretraining.resume`), the newest checkpoint that
+restores is loaded (`freqjax.checkpoints.store.restore_latest`), and the logs of steps
+after it, written before a kill, are dropped, so each step is logged once.
 """
 import functools
 import json
+import logging
 import os
 import time
 
@@ -15,15 +21,34 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from freqjax import optim
+from freqjax import cli, optim, parallel
 from freqjax.checkpoints import store as checkpoint
 from freqjax.data import augment, pipeline, readers
 from freqjax.parallel import AXIS, DataParallel
 from freqjax.pretraining.metric_writer import MetricWriter
+from freqjax.pretraining import resume
 from freqjax.pretraining.monitor import KnnMonitor
 from freqjax.pretraining.state import TrainState, build_networks, create_train_state
 from freqjax.pretraining.step import check_batch_layout, train_step
 from freqjax.text import table as text_table
+
+
+class ConfigError(cli.UserError, ValueError):
+  """A pretraining config field has a value that cannot run; the message names it."""
+
+
+class DivergedError(cli.UserError, FloatingPointError):
+  """The loss or the gradient became NaN/inf; the message names the last good checkpoint."""
+
+
+def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Raises ConfigError, naming the field, for a config that cannot run (before any JAX)."""
+  try:
+    augment.check_config(config.data.augment)
+    check_batch_layout(config, num_devices)
+    optim.learning_rate(config, 1)  # an unknown optim.schedule
+  except ValueError as e:
+    raise ConfigError(str(e)) from e
 
 
 def load_training_data(config: ml_collections.ConfigDict):
@@ -32,10 +57,13 @@ def load_training_data(config: ml_collections.ConfigDict):
   dataset = readers.load_dataset(config.data.format, config.data.path, config.data.split,
                                  num_frames=config.data.num_frames,
                                  num_classes=config.data.num_classes)
+  if jax.process_index() == 0:
+    for warning in readers.implausible_data(dataset, seed=config.seed):
+      logging.warning("%s", warning)
   if config.fm.weight <= 0 and config.harmonizer.weight <= 0:
     return dataset, None
   if not config.text.path:
-    raise ValueError("fm.weight or harmonizer.weight > 0 needs text embeddings: set "
+    raise ConfigError("fm.weight or harmonizer.weight > 0 needs text embeddings: set "
                      "text.path to a file from `python -m freqjax.text.embed`, or set both "
                      "weights to 0.")
   table = text_table.TextTable.load(config.text.path, expected_dim=config.fm.dim,
@@ -43,13 +71,15 @@ def load_training_data(config: ml_collections.ConfigDict):
   return dataset, text_table.dataset_extra_fn(table, dataset)
 
 
-def _initial_state(config, tx, dataset, extra_fn) -> TrainState:
+def _initial_state(config, tx, dataset, extra_fn, resuming: bool) -> TrainState:
+  """A new train state; the encoder from `config.init_from` unless a checkpoint will
+  replace it (`resuming`)."""
   sample_x = jnp.asarray(dataset.read(np.arange(2)))
   words = None if extra_fn is None else jnp.asarray(extra_fn(np.arange(2), 0)["word_features"])
   nets = build_networks(config, bn_axis_name=None)
   # One compiled program instead of hundreds of eagerly dispatched ops.
   state = jax.jit(functools.partial(create_train_state, config, nets, tx))(sample_x, words)
-  if config.init_from:
+  if config.init_from and not resuming:
     variables, _, where = checkpoint.load_encoder_variables(config.init_from, nets.encoder)
     encoder = checkpoint.merge_variables(
         {"params": state.params["encoder"], "batch_stats": state.batch_stats}, variables, where)
@@ -64,43 +94,66 @@ def _initial_state(config, tx, dataset, extra_fn) -> TrainState:
   return state
 
 
-def _summarise(pending: list[dict], first_step: int) -> tuple[dict[str, float], int | None]:
-  """Means of the per-step metrics (one transfer) and the first non-finite step, if any."""
+def _summarise(pending: list[dict], first_step: int) -> tuple[dict[str, float], str | None]:
+  """Means of the per-step metrics (one transfer) and, if a step was not finite, what
+  went wrong at the first such step (its loss or, with a finite loss, its gradient)."""
   stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *pending))
   stacked = {k: np.asarray(v).reshape(len(pending), -1)[:, 0] for k, v in stacked.items()}
   bad = np.flatnonzero(stacked.pop("nonfinite") > 0)
   summary = {k: float(v.mean()) for k, v in stacked.items()}
   summary["lr"] = float(stacked["lr"][-1])
-  return summary, (first_step + int(bad[0]) if bad.size else None)
+  if not bad.size:
+    return summary, None
+  what = ("loss" if not np.isfinite(stacked["loss"][bad[0]]) else
+          f"gradient (norm {stacked['grad_norm'][bad[0]]}, loss finite)")
+  # Numbered as metrics and checkpoints are: step s is the update that makes state.step s.
+  return summary, f"Non-finite {what} at step {first_step + int(bad[0]) + 1}"
 
 
-def pretrain(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Pretrains (or resumes) a MICA encoder; returns the final state (one copy, on device)."""
-  augment.check_config(config.data.augment)
-  os.makedirs(workdir, exist_ok=True)
+def _has_checkpoint(workdir: str) -> bool:
+  """Whether `workdir` holds a finished checkpoint (Orbax names them by their step)."""
+  directory = os.path.join(workdir, checkpoint.CHECKPOINT_DIR)
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
+def pretrain(config: ml_collections.ConfigDict, workdir: str,
+             allow_config_change: bool = False) -> TrainState:
+  """Pretrains (or resumes) a MICA encoder; returns the final state (one copy, on device).
+
+  Args:
+    config: the resolved pretraining config.
+    workdir: the run's directory; a run there is resumed.
+    allow_config_change: resume even when `config` changes fields of the saved run
+      (`freqjax.pretraining.resume`); without it that is a `ResumeConfigError`.
+  """
+  resuming = _has_checkpoint(workdir)
+  resume.check_config(config, workdir, resuming, allow_config_change)
+  dp = DataParallel(config.parallel.backend)
+  check_config(config, dp.num_devices)
   is_main = jax.process_index() == 0
-  if is_main:
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      f.write(config.to_json_best_effort(indent=2))
 
   dataset, extra_fn = load_training_data(config)
-  dp = DataParallel(config.parallel.backend)
-  check_batch_layout(config, dp.num_devices)
   steps_per_epoch = pipeline.steps_per_epoch(len(dataset), config.optim.batch_size)
   if steps_per_epoch == 0:
-    raise ValueError(f"{config.data.path}: {len(dataset)} training samples are fewer than one "
-                     f"batch of optim.batch_size {config.optim.batch_size}.")
+    raise ConfigError(f"{config.data.path}: {len(dataset)} training samples are fewer than "
+                      f"one batch of optim.batch_size {config.optim.batch_size}.")
   total_steps = int(config.optim.epochs * steps_per_epoch)
   tx = optim.sgd(config, steps_per_epoch)
   schedule = optim.learning_rate(config, steps_per_epoch)
 
-  state = _initial_state(config, tx, dataset, extra_fn)
+  state = _initial_state(config, tx, dataset, extra_fn, resuming)
+  os.makedirs(workdir, exist_ok=True)
+  # Orbax's first barrier is a collective: meet first (see wait_for_all_processes).
+  parallel.wait_for_all_processes("checkpoint manager")
   mngr = checkpoint.manager(workdir, config.keep_checkpoints)
   restored = checkpoint.restore_latest(mngr, state)
   if restored is not None:
     state, meta = restored
     tqdm.tqdm.write(f"Resuming {workdir} from step {int(state.step)} ({json.dumps(meta)}).")
   start_step = int(state.step)
+  if is_main:
+    # Only now, with the checkpoint restored: a failing restore keeps the saved record.
+    resume.write_config(config, workdir, start_step)
 
   step_fn = dp.compile(functools.partial(
       train_step, nets=build_networks(config, bn_axis_name=AXIS), tx=tx, schedule=schedule,
@@ -115,7 +168,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   monitor = (KnnMonitor(config, dataset) if monitor_every > 0 and is_main
              else None)
   encoder = build_networks(config, bn_axis_name=None).encoder
-  writer = MetricWriter(workdir, enabled=is_main)
+  writer = MetricWriter(workdir, enabled=is_main, start_step=start_step)
   bar = tqdm.tqdm(total=total_steps, initial=start_step, disable=not is_main, unit="step",
                   dynamic_ncols=True, desc="pretrain")
   pending, pending_from, timer = [], start_step, (time.perf_counter(), start_step)
@@ -127,11 +180,17 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       save_now = done % config.checkpoint_every_steps == 0 or done == total_steps
       monitor_now = monitor is not None and done % monitor_every == 0
       if save_now or monitor_now or done % config.log_every_steps == 0:
-        summary, bad_step = _summarise(pending, pending_from)
-        if bad_step is not None:
-          raise FloatingPointError(
-              f"Non-finite loss at step {bad_step}; stopping. The last good checkpoint is "
-              f"step {mngr.latest_step()} in {workdir}. Lower optim.base_lr or check the data.")
+        summary, nonfinite = _summarise(pending, pending_from)
+        if nonfinite is not None:
+          mngr.wait_until_finished()
+          last = mngr.latest_step()
+          raise DivergedError(
+              f"{nonfinite}; stopping (nothing of it was saved). " + (
+                  f"The last good checkpoint is step {last} in {workdir}: resume from it "
+                  "with a lower optim.base_lr (and --allow_config_change), or check the data."
+                  if last is not None else
+                  "No checkpoint was saved: start again with a lower optim.base_lr, or "
+                  "check the data."))
         now = time.perf_counter()
         summary["samples_per_second"] = (
             (done - timer[1]) * config.optim.batch_size / (now - timer[0]))
@@ -146,7 +205,9 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         # The monitor's time is not training time: the next interval starts after it.
         pending, pending_from, timer = [], done, (time.perf_counter(), done)
       if save_now:
-        checkpoint.save(mngr, done, dp.get_state(state),
+        # As numpy: Orbax writes host arrays once, from process 0, where it refuses each
+        # process's own copy of device arrays (several processes).
+        checkpoint.save(mngr, done, jax.device_get(dp.get_state(state)),
                         {"step": done, "epoch": done / steps_per_epoch,
                          "samples_seen": done * config.optim.batch_size})
       bar.update(1)

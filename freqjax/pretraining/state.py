@@ -10,6 +10,7 @@ import optax
 from freqjax.models import STGCN
 from freqjax.models.harmonizer import ModalityHarmonizer
 from freqjax.models.heads import MLPHead, Projection
+from freqjax.models.precision import compute_dtype
 from freqjax.normalize import l2_normalize
 
 
@@ -23,16 +24,22 @@ class Networks:
   harmonizer: ModalityHarmonizer | None
 
 
-def build_networks(config: ml_collections.ConfigDict, bn_axis_name: str | None) -> Networks:
+def build_networks(config: ml_collections.ConfigDict, bn_axis_name: str | None,
+                   platform: str | None = None) -> Networks:
+  """The networks `config` describes; `platform` is what they will be compiled for (it
+  resolves `model.kernels = "auto"`; None: `jax.default_backend()`)."""
   m = config.model
-  encoder = STGCN.from_config(m, bn_axis_name=bn_axis_name)
+  encoder = STGCN.from_config(m, bn_axis_name=bn_axis_name, platform=platform)
   scheme = encoder.init_scheme  # model.init, checked by from_config
+  dtype = compute_dtype(encoder.compute_dtype)
   return Networks(
       encoder=encoder,
-      mlp=MLPHead(hidden=m.hidden_dim, features=m.mlp_dim, init_scheme=scheme),
-      projection=Projection(config.fm.dim, init_scheme=scheme) if config.fm.weight > 0 else None,
+      mlp=MLPHead(hidden=m.hidden_dim, features=m.mlp_dim, init_scheme=scheme, dtype=dtype),
+      projection=Projection(config.fm.dim, init_scheme=scheme, dtype=dtype)
+      if config.fm.weight > 0 else None,
       harmonizer=ModalityHarmonizer(config.harmonizer.dim, config.harmonizer.num_heads,
-                                    config.fm.dim, config.harmonizer.dropout, init_scheme=scheme)
+                                    config.fm.dim, config.harmonizer.dropout, init_scheme=scheme,
+                                    dtype=dtype)
       if config.harmonizer.weight > 0 else None)
 
 

@@ -30,16 +30,17 @@ from freqjax.pretraining.state import Networks, TrainState
 def check_batch_layout(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises before compilation when the batch does not fit the devices or the queues."""
   b = config.optim.batch_size
-  if b % num_devices:
-    raise ValueError(f"optim.batch_size {b} is not divisible by the {num_devices} devices; "
-                     f"use a multiple of {num_devices}.")
+  if b < 1 or b % num_devices:
+    raise ValueError(f"optim.batch_size {b} is not divisible by the {num_devices} devices "
+                     f"or not positive; use a positive multiple of {num_devices}.")
   queues = [("moco.queue_size", config.moco.queue_size)]
   if config.fm.weight > 0 or config.harmonizer.weight > 0:
     queues.append(("fm.text_queue_size", config.fm.text_queue_size))
   for field, size in queues:
-    if size % b:
-      raise ValueError(f"{field} {size} is not a multiple of optim.batch_size {b} (the "
-                       f"queue takes a whole global batch per step); use e.g. {b * max(1, size // b)}.")
+    if size < b or size % b:
+      raise ValueError(f"{field} {size} is not a multiple of optim.batch_size {b} of at "
+                       "least one batch (the queue takes a whole global batch per step); use "
+                       f"e.g. {b * max(1, size // b)}.")
 
 
 def _views(config: ml_collections.ConfigDict, x: jax.Array, rng: jax.Array,
@@ -136,8 +137,11 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
                                               config_field="fm.text_queue_size")
 
   metrics = jax.lax.pmean({**losses, "accuracy": moco.contrastive_accuracy(logits)}, AXIS)
-  metrics |= {"grad_norm": optax.tree.norm(grads), "lr": schedule(state.step),
-              "nonfinite": (~jnp.isfinite(metrics["loss"])).astype(jnp.float32),
+  grad_norm = optax.tree.norm(grads)
+  # A NaN/inf gradient can come with a finite loss; either one stops the run.
+  finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+  metrics |= {"grad_norm": grad_norm, "lr": schedule(state.step),
+              "nonfinite": (~finite).astype(jnp.float32),
               **frest_thresholds(params["encoder"])}
   new_state = state.replace(
       step=state.step + 1, params=params, batch_stats=batch_stats, key_params=key_params,

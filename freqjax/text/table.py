@@ -13,7 +13,8 @@ which adds to each batch
 A per-class file is joined by the dataset's labels, a per-sample file (C2VL) by its sample
 names. With several sentences per key, `sentences` chooses:
 - "random": one sentence per sample and step, drawn with `np.random.default_rng((seed,
-  step))`, so a run is reproducible and a resumed run sees the same text;
+  step))` (in `extra_fn`, one draw per dataset row, whatever the batch or host), so a
+  run is reproducible, a resumed run sees the same text and so does a run on more hosts;
 - "mean": the normalised mean of the key's sentence embeddings, and as word features the
   real tokens of all its sentences one after another (so the Modality Harmonizer attends
   over every description; L = the most tokens any key has in total).
@@ -129,6 +130,7 @@ class TextTable:
       raise TextTableError(f"{path}: format_version {int(content['format_version'])}, this "
                            f"code reads {embed.FORMAT_VERSION}; re-embed the descriptions")
     _check_consistent(path, content)
+    _check_finite(path, content)
     table = cls(path=path, kind=str(content["kind"]), keys=content["keys"],
                 offsets=content["offsets"].astype(np.int64),
                 text_embedding=content["text_embedding"],
@@ -195,7 +197,11 @@ class TextTable:
     if self.sentences == "mean":
       return self._gather_mean(key_index)
     rng = np.random.default_rng((self.seed, int(step)))
-    pick = np.floor(rng.random(key_index.shape) * self._counts[key_index]).astype(np.int64)
+    return self._gather_drawn(key_index, rng.random(key_index.shape))
+
+  def _gather_drawn(self, key_index: np.ndarray, uniforms: np.ndarray) -> dict[str, np.ndarray]:
+    """"random" mode: sentence `floor(u * count)` of each key, `uniforms` in [0, 1)."""
+    pick = np.floor(uniforms * self._counts[key_index]).astype(np.int64)
     rows = self.offsets[key_index] + pick
     return {
         "text_embedding": l2_normalize(self.text_embedding[rows].astype(np.float32)),
@@ -222,10 +228,20 @@ class TextTable:
         (per-sample file). All are checked against the file now, not at the first batch.
 
     Returns:
-      `extra_fn(indices, step)`: dataset row indices `(B,)` → `gather` of their keys.
+      `extra_fn(indices, step)`: dataset row indices `(B,)` → `gather` of their keys. A
+      "random" sentence is drawn per dataset row (one uniform per row and step), so a
+      sample's text does not depend on which host's slice of the global batch holds it.
     """
     key_index = self.key_indices(dataset_keys)
-    return lambda indices, step: self.gather(key_index[np.asarray(indices)], step)
+
+    def extra_fn(indices: np.ndarray, step: int) -> dict[str, np.ndarray]:
+      indices = np.asarray(indices)
+      if self.sentences == "mean":
+        return self._gather_mean(key_index[indices])
+      uniforms = np.random.default_rng((self.seed, int(step))).random(len(key_index))
+      return self._gather_drawn(key_index[indices], uniforms[indices])
+
+    return extra_fn
 
 
 def dataset_extra_fn(table: TextTable, dataset) -> Callable[[np.ndarray, int], dict]:
@@ -259,3 +275,20 @@ def _check_consistent(path: str, content: dict) -> None:
                     f"{content['word_features'].shape[:2]}")
   if problems:
     raise TextTableError(f"{path}: inconsistent text file: {'; '.join(problems)}; re-embed it")
+
+
+def _check_finite(path: str, content: dict, rows_per_chunk: int = 4096) -> None:
+  """Raises TextTableError naming the first row (and its key) with a NaN or infinite value.
+
+  Checked in chunks of rows: a per-sample file's word features can be gigabytes.
+  """
+  for field in ("text_embedding", "word_features"):
+    values = content[field]
+    for start in range(0, len(values), rows_per_chunk):
+      finite = np.isfinite(values[start:start + rows_per_chunk]).reshape(
+          min(rows_per_chunk, len(values) - start), -1).all(axis=1)
+      if not finite.all():
+        row = start + int(np.argmin(finite))
+        key = content["keys"][np.searchsorted(content["offsets"], row, side="right") - 1]
+        raise TextTableError(f"{path}: {field} row {row} (key {key}) holds NaN or infinite "
+                             "values; re-embed the descriptions (python -m freqjax.text.embed)")

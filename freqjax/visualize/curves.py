@@ -8,7 +8,8 @@ against the step: each loss (`loss`, `loss/instance`, `loss/fm`, `loss/harmonize
 InfoNCE accuracy, the learning rate, the kNN monitor (`monitor/*`), the FreST thresholds
 (`threshold/<block>/<branch>`, one panel), the gradient norm, then any other number a
 line holds (`epoch` excepted). Missing keys are simply absent panels or gaps; a line that
-is not whole JSON (the last one of a running job, mid-write) is skipped.
+is not whole JSON (the last one of a running job, mid-write) is skipped; a step written
+twice (a resumed run repeats the steps after its last checkpoint) keeps its last line.
 """
 from collections.abc import Iterable
 import json
@@ -51,6 +52,17 @@ def read_metrics(path: str) -> list[dict[str, float]]:
           row[name] = float(value)
       rows.append(row)
   return rows
+
+
+def metric_series(rows: list[dict[str, float]], name: str) -> tuple[np.ndarray, np.ndarray]:
+  """`(steps, values)` of one metric, by increasing step.
+
+  A resumed run writes again the steps after its last checkpoint: the line written last
+  for a step wins, so the curve never runs backwards.
+  """
+  by_step = {row["step"]: row[name] for row in rows if name in row}
+  steps = np.array(sorted(by_step), dtype=np.int64)
+  return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
 
 
 def _panel_of(name: str) -> str:
@@ -100,11 +112,11 @@ def plot_training_curves(metrics_path: str, out_path: str | None = None) -> str:
   for i, (panel, names) in enumerate(panels.items()):
     ax = fig.add_subplot(num_rows, columns, i + 1)
     for name in names:
-      points = np.array([(row["step"], row[name]) for row in rows if name in row])
+      steps, values = metric_series(rows, name)
       # Sparse metrics (the kNN monitor, a handful of points) get markers.
-      marker = "o" if len(points) <= 20 else None
+      marker = "o" if len(steps) <= 20 else None
       label = name.removeprefix("threshold/") if panel == "threshold/" else name
-      ax.plot(points[:, 0], points[:, 1], marker=marker, ms=3, lw=1.2, label=label)
+      ax.plot(steps, values, marker=marker, ms=3, lw=1.2, label=label)
     ax.set_title(_TITLES.get(panel, panel), fontsize=9)
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)

@@ -54,6 +54,13 @@ def embed_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
   return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
 
 
+def _class_colours(num_classes: int) -> list:
+  """Distinct qualitative colours up to 20 classes, a continuous map beyond."""
+  if num_classes <= 20:
+    return list(colormaps["tab10" if num_classes <= 10 else "tab20"].colors[:num_classes])
+  return [colormaps["turbo"](i / (num_classes - 1)) for i in range(num_classes)]
+
+
 def plot_embedding(features, labels, class_names: Sequence[str] | None, out_path: str, *,
                    max_per_class: int | None = None, max_points: int = MAX_POINTS,
                    seed: int = 0, title: str = "") -> str:
@@ -94,11 +101,12 @@ def plot_embedding(features, labels, class_names: Sequence[str] | None, out_path
   fig = Figure(figsize=(7.5, 6.0) if len(present) <= _LEGEND_MAX_CLASSES else (8.0, 8.0))
   FigureCanvasAgg(fig)
   ax = fig.add_subplot()
-  colours = colormaps["tab20" if len(present) <= 20 else "turbo"].resampled(len(present))
+  colours = _class_colours(len(present))
+  size = 12 if len(subset) < 500 else 6
   for i, label in enumerate(present):
     at = labels == label
     name = names[label] if label < len(names) else f"class {label}"
-    ax.scatter(points[at, 0], points[at, 1], s=8, color=colours(i), label=name,
+    ax.scatter(points[at, 0], points[at, 1], s=size, color=colours[i], label=name,
                edgecolors="none")
     if len(present) > _LEGEND_MAX_CLASSES:
       x, y = np.median(points[at], axis=0)

@@ -73,14 +73,16 @@ def augmented_views(x: np.ndarray, seed: int = 0,
     raise SkeletonInputError(f"augmentation setting {unknown[0]!r} is not a parameter of "
                      "freqjax.data.augment.normal_view or extreme_view; known: "
                      f"{', '.join(sorted(known - {'key', 'x'}))}.")
-  normal = augment.normal_view
+  normal = functools.partial(augment.normal_view, **_accepted(augment.normal_view,
+                                                               augment_kwargs))
   extreme = functools.partial(augment.extreme_view, **_accepted(augment.extreme_view,
                                                                 augment_kwargs))
   # One compiled program for both views: op by op they take several times longer.
   both = jax.jit(lambda key, x: {"normal view": normal(key, x),
                                  "extreme view": extreme(key, x)})
   views = both(jax.random.key(seed), np.asarray(x, dtype=np.float32))
-  return {name: np.asarray(view) for name, view in views.items()}
+  # jax returns dicts with sorted keys: restore the display order.
+  return {name: np.asarray(views[name]) for name in ("normal view", "extreme view")}
 
 
 def _limits(sample: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, float]:
@@ -131,6 +133,7 @@ def write_skeleton_gif(panels: Sequence[tuple[str, np.ndarray]], out_path: str, 
       # Tick labels would cost most of the drawing time and say little here.
       for axis, label in zip((ax.xaxis, ax.yaxis, ax.zaxis), "xzy"):
         axis.set_ticklabels([])
+        axis.pane.fill = False  # white panes: GIF frames compress far better
         axis.set_label_text(label, fontsize=8)
         axis.labelpad = -12
     else:
