@@ -20,7 +20,24 @@ Reports go to `workdir/eval/<name>/` (`name` defaults to the protocol: `linear`,
 import ml_collections
 from ml_collections import config_dict
 
-PROTOCOLS = ("linear", "knn", "semi", "finetune", "transfer")
+from configs import pretrain as pretrain_configs
+
+# The variants `get_config` takes, and the protocol each one runs (evaluation.run checks
+# `protocol` against the values).
+VARIANTS = {"linear": "linear", "knn": "knn", "semi1": "semi", "semi10": "semi",
+            "finetune": "finetune", "transfer": "transfer"}
+
+
+def inherited_model_fields() -> ml_collections.ConfigDict:
+  """`model.*` placeholders (typed None) for every field of the pretraining config's model.
+
+  Derived, not listed, so that a model field added to configs/pretrain.py is inherited by
+  evaluation without touching this file.
+  """
+  model = ml_collections.ConfigDict()
+  for name, value in pretrain_configs.base_config().model.items():
+    model[name] = config_dict.placeholder(type(value))
+  return model
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -44,27 +61,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.stream = config_dict.placeholder(str)  # joint | bone | motion: the encoder's input
   c.data.prefetch = 2
 
-  c.model = ml_collections.ConfigDict()
-  c.model.hidden_channels = config_dict.placeholder(int)
-  c.model.hidden_dim = config_dict.placeholder(int)
-  c.model.layout = config_dict.placeholder(str)
-  c.model.dropout = config_dict.placeholder(float)
-  c.model.frest_blocks = config_dict.placeholder(tuple)
-  c.model.frest_spatial = config_dict.placeholder(bool)
-  c.model.frest_temporal = config_dict.placeholder(bool)
-  c.model.frest_per_frequency = config_dict.placeholder(bool)
-  c.model.frest_layer_norm = config_dict.placeholder(bool)
-  # reference | flax (configs/pretrain.py): the random-init encoder's and the fine-tuning
-  # head's initialisation (the linear probe's classifier is N(0, 0.02²) in both).
-  c.model.init = config_dict.placeholder(str)
-  c.model.kernels = config_dict.placeholder(str)  # auto | cpu | xla (configs/pretrain.py)
-  c.model.compute_dtype = config_dict.placeholder(str)  # float32 | bfloat16
-  c.model.remat = config_dict.placeholder(bool)
+  # Every model field of the pretraining config, as a placeholder: None = inherited from
+  # the run's config.json (or the class default for a PyTorch checkpoint).
+  c.model = inherited_model_fields()
 
   # Frozen-encoder feature extraction (linear, knn, transfer, and the fine-tuned test pass).
   c.parallel = ml_collections.ConfigDict()
   c.parallel.backend = "pmap"  # fine-tuning: pmap | shard_map (jax.jit over a `data` mesh)
 
+  # The report's embedding.png: a t-SNE map of the test features (linear, knn, transfer).
+  c.report_embedding = True
   c.features = ml_collections.ConfigDict()
   c.features.batch_size = 256
 
@@ -118,12 +124,10 @@ def base_config() -> ml_collections.ConfigDict:
 
 def get_config(arg: str = "linear") -> ml_collections.ConfigDict:
   c = base_config()
-  if arg in ("linear", "knn", "finetune", "transfer"):
-    c.protocol = arg
-  elif arg in ("semi1", "semi10"):
-    c.protocol = "semi"
-    c.finetune.label_fraction = 0.01 if arg == "semi1" else 0.1
-  else:
-    raise ValueError(f"Unknown evaluation config {arg!r}: use one of linear, knn, semi1, "
-                     "semi10, finetune, transfer.")
+  if arg not in VARIANTS:
+    raise ValueError(f"Unknown evaluation config {arg!r}: use one of "
+                     f"{', '.join(VARIANTS)}.")
+  c.protocol = VARIANTS[arg]
+  if c.protocol == "semi":
+    c.finetune.label_fraction = {"semi1": 0.01, "semi10": 0.1}[arg]
   return c

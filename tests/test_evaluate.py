@@ -139,7 +139,9 @@ def test_features_equal_a_direct_forward_each_sample_once(stream):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(13, 3, 12, 25, 2)).astype(np.float32)  # 13 = 3 batches of 4 + 1
   labels = rng.integers(0, 5, 13)
-  encoder = STGCN(hidden_channels=4, hidden_dim=16, frest_blocks=(9,))
+  # Flax's init: under the reference init (N(0, 0.02) kernels) an untrained encoder in
+  # inference mode gives features of ~1e-9, too small for the comparisons below to mean much.
+  encoder = STGCN(hidden_channels=4, hidden_dim=16, frest_blocks=(9,), init_scheme="flax")
   variables = jax.jit(functools.partial(encoder.init, train=False))(
       jax.random.PRNGKey(1), jnp.asarray(x[:2]))
   # Non-trivial running statistics, so inference mode differs from batch statistics.
@@ -227,6 +229,9 @@ def test_standardized_linear_probe_is_wired_and_recorded(tiny_data, tmp_path):
   out = evaluate.evaluate(config, str(tmp_path))
   results = read_results(out["report_dir"])
   assert results["config"]["linear"]["standardize"] is True
+  # The driver hands the test features to the report: a t-SNE map beside the confusion matrix.
+  assert "embedding.png" in results["files"]
+  assert os.path.getsize(os.path.join(out["report_dir"], "embedding.png")) > 0
   assert "standardised with the training split's mean" in results["extra"]["reported"]
   # The reported logits are those of the standardised probe on the encoder's features.
   setup = evaluate.resolve(config, str(tmp_path))

@@ -87,6 +87,8 @@ def test_benchmark_row_sits_beside_the_published_rows():
                        "| 61.0 ± 1.4 | 59.0 ± 1.4 | 51.0 ± 1.4 | 67.0 ± 1.4 |")
   assert "## Ablation" not in text  # one variant
   assert "| mica | seed1 | motion | `" in text and "| 320 | 3.1 min | 12 s | 12 s |" in text
+  # The fake ensembles record no time, so the sum of the stages' times is unknown.
+  assert results["stage_seconds"] is None and "took ? when they ran" in text
 
 
 def test_a_two_stream_ensemble_is_not_compared_with_published_3s_numbers():
@@ -244,6 +246,8 @@ def test_synthetic_row_and_ablation_end_to_end_then_resume_and_refuse(tmp_path, 
     assert os.path.exists(os.path.join(fused["report_dir"], "results.json"))
   assert (on_disk["runs"]["mica"]["seed0"]["streams"]["joint"]["pretrain"]["config_hash"]
           != on_disk["runs"]["no_fm"]["seed0"]["streams"]["joint"]["pretrain"]["config_hash"])
+  assert on_disk["stage_seconds"] > on_disk["runs"]["mica"]["seed0"]["streams"]["joint"][
+      "pretrain"]["seconds"]
 
   # Again: every stage is skipped, nothing is rewritten but the summary.
   watched = [p for p in root.rglob("*") if p.is_file() and not (

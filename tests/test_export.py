@@ -106,7 +106,8 @@ def test_encoder_inference_exports():
   x = jax.ShapeDtypeStruct((16, 3, config.data.num_frames, 25, 2), jnp.float32)
   variables = jax.eval_shape(functools.partial(encoder.init, train=False),
                              jax.random.key(0), x)
-  exported = _export(features._feature_fn(encoder, "bone"), variables, x)  # pylint: disable=protected-access
+  forward = features._feature_fn(encoder, "bone")  # pylint: disable=protected-access
+  exported = _export(forward, variables, x)
   assert exported.out_avals[0].shape == (16, config.model.hidden_dim)
 
 

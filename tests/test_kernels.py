@@ -10,7 +10,6 @@ whole-model tests (which run whichever set `auto` picks here, the CPU one).
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -3,7 +3,7 @@
 Layers, lowest first (a module may import a lower layer, or its own package at the same
 layer, never a higher one):
 0. shared plumbing: `xla_env`, `graph`, `normalize`, `cli`, `optim`, `parallel`
-1. `text` (class names, descriptions, CLIP embeddings)
+1. `text` (class names, descriptions, CLIP embeddings); `absl_cli` (`cli` for absl programs)
 2. `data`, `models`
 3. `losses`, `checkpoints`, `visualize` (pictures: never imports training)
 4. the evaluation pieces (metrics, kNN, probes, features, fine-tuning, reports)
@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 LAYERS = {
     "freqjax.xla_env": 0, "freqjax.graph": 0, "freqjax.normalize": 0, "freqjax.cli": 0,
     "freqjax.optim": 0, "freqjax.parallel": 0,
-    "freqjax.text": 1,
+    "freqjax.text": 1, "freqjax.absl_cli": 1,
     "freqjax.data": 2, "freqjax.models": 2,
     "freqjax.losses": 3, "freqjax.checkpoints": 3,
     "freqjax.evaluation": 4,

@@ -129,7 +129,7 @@ def _final_state(workdir) -> dict:
     elif isinstance(tree, (list, tuple)):
       for i, value in enumerate(tree):
         visit(f"{prefix}/{i}", value)
-    else:
+    elif tree is not None:  # optax's empty states are saved as None
       flat[prefix] = np.asarray(tree)
 
   visit("", state)

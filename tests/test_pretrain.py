@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
@@ -85,7 +84,8 @@ def test_init_from_pytorch_checkpoint(tiny_data, tmp_path):
   config.init_from = str(path)
   dataset, extra_fn = pretrain.load_training_data(config)
   tx = pretrain.optim.sgd(config, 10)
-  state = pretrain._initial_state(config, tx, dataset, extra_fn)  # pylint: disable=protected-access
+  state = pretrain._initial_state(  # pylint: disable=protected-access
+      config, tx, dataset, extra_fn, resuming=False)
   expected = convert.stgcn_from_pytorch(state_dict)
   np.testing.assert_array_equal(state.params["encoder"]["block5"]["gcn"]["kernel"],
                                 expected["params"]["block5"]["gcn"]["kernel"])
@@ -96,7 +96,8 @@ def test_init_from_pytorch_checkpoint(tiny_data, tmp_path):
   assert "frest9" in state.params["encoder"]  # FreST keeps its own initialisation
   config.model.hidden_dim = 128
   with pytest.raises(Exception, match="shape"):
-    pretrain._initial_state(config, tx, dataset, extra_fn)  # pylint: disable=protected-access
+    pretrain._initial_state(  # pylint: disable=protected-access
+        config, tx, dataset, extra_fn, resuming=False)
 
 
 @pytest.fixture(scope="module")

@@ -80,9 +80,9 @@ def _restore_newest_intact(mngr: ocp.CheckpointManager, restore: Callable[[int],
   directory = str(mngr.directory)
   failures = "; ".join(f"step {step}: {error}" for step, error in damaged)
   raise CheckpointError(
-      f"{directory}: no checkpoint can be restored ({failures}). If the files are damaged, "
-      f"delete {directory} to start over; if the config's model or optimizer fields "
-      "changed since they were saved, use the run's own config.json.")
+      f"{directory}: no checkpoint can be restored ({failures}). If model or optimizer "
+      "fields were changed (--allow_config_change), go back to the values of the run's "
+      f"config.json; if the files are damaged, delete {directory} to start over.")
 
 
 def _damaged_list(directory: str, damaged: list[tuple[int, str]]) -> str:
@@ -99,8 +99,12 @@ def restore_latest(mngr: ocp.CheckpointManager, target):
   again. Raises `CheckpointError` when no checkpoint restores.
   """
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-  found = _restore_newest_intact(mngr, lambda step: mngr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())))
+
+  def restore(step):
+    return mngr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+
+  found = _restore_newest_intact(mngr, restore)
   if found is None:
     return None
   restored, step, damaged = found
@@ -140,9 +144,10 @@ def load_encoder_variables(source: str, model) -> tuple[dict, int | None, str]:
     mngr = ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta"),
                                  options=ocp.CheckpointManagerOptions(read_only=True,
                                                                       create=False))
-    found = _restore_newest_intact(mngr, lambda step: mngr.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
-                                   ) if os.path.isdir(directory) else None
+    def restore(step):
+      return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+
+    found = _restore_newest_intact(mngr, restore) if os.path.isdir(directory) else None
     if found is None:
       raise FileNotFoundError(f"{source}: no checkpoint under {directory}; pretrain first "
                               "(python train.py --workdir ...) or pass a PyTorch checkpoint.")

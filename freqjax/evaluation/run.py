@@ -54,15 +54,30 @@ from freqjax.text import classes
 
 PROTOCOLS = ("linear", "knn", "semi", "finetune", "transfer")
 DATA_FIELDS = ("format", "path", "split", "test_split", "num_frames", "num_classes", "stream")
-MODEL_FIELDS = ("hidden_channels", "hidden_dim", "layout", "dropout", "frest_blocks",
-                "frest_spatial", "frest_temporal", "frest_per_frequency", "frest_layer_norm",
-                "init", "kernels", "compute_dtype", "remat")
 # Used when there is no pretraining config (an imported PyTorch checkpoint): the field's
 # 50-frame AimCLR files, and SkeletonCLR's ST-GCN without FreST.
 DATA_DEFAULTS = {"format": "aimclr", "split": "train", "test_split": "val", "num_frames": 50,
                  "stream": "joint"}
 PRETRAIN_CONFIG = "config.json"
 RANDOM_INIT = "random"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolResult:
+  """What every protocol hands to the report.
+
+  Attributes:
+    test_logits: `(N_test, C)` scores whose argmax is the prediction.
+    test_labels: `(N_test,)` labels, row i for test sample i.
+    extra: what the protocol records in `results.json["extra"]` (its settings and
+      secondary numbers, each labelled with how it was chosen).
+    test_features: `(N_test, D)` the frozen encoder's features of the test samples (None
+      for fine-tuning), mapped in 2-D in the report's `embedding.png`.
+  """
+  test_logits: np.ndarray
+  test_labels: np.ndarray
+  extra: dict
+  test_features: np.ndarray | None = None
 
 
 class EvaluationError(cli.UserError, ValueError):
@@ -159,15 +174,16 @@ def resolve(config: ml_collections.ConfigDict, workdir: str) -> Setup:
                           f"{', '.join(streams.STREAMS)}.")
 
   pretrain_model = (pretrain or {}).get("model", {})
-  defaults = {f.name: f.default for f in dataclasses.fields(STGCN) if f.name in MODEL_FIELDS}
+  # Fields without a pretraining config (a PyTorch checkpoint): the class defaults.
+  defaults = {f.name: f.default for f in dataclasses.fields(STGCN)}
   defaults["frest_blocks"] = ()  # a PyTorch ST-GCN has no FreST
   # model.init is the attribute init_scheme (a flax Module's `init` is its method). A
   # pretraining config.json from before the field inherits the default too: set
   # --config.model.init=flax to repeat an evaluation made before it.
   defaults["init"] = STGCN.init_scheme
-  for field in MODEL_FIELDS:
+  for field in resolved.model:  # every model field of the pretraining config
     if resolved.model[field] is None:
-      value = pretrain_model.get(field, defaults[field])
+      value = pretrain_model.get(field, defaults.get(field))
       resolved.model[field] = tuple(value) if field == "frest_blocks" else value
   try:
     encoder = STGCN.from_config(resolved.model)
@@ -229,7 +245,7 @@ def load_encoder(setup: Setup, sample_x: np.ndarray) -> tuple[dict, int | None, 
 
 
 def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipeline.Dataset,
-              num_classes: int) -> dict[str, Any]:
+              num_classes: int) -> ProtocolResult:
   """Fine-tunes encoder + head on a class-balanced label subset; returns the report data.
 
   The training runs data-parallel on this host's devices (`freqjax.evaluation.finetune`);
@@ -272,10 +288,10 @@ def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipe
     names = getattr(train, "sample_names", None)
     extra["labelled_samples"] = ([names[i] for i in indices] if names is not None
                                  else indices)
-  return {"test_logits": logits, "test_labels": test_labels, "extra": extra}
+  return ProtocolResult(logits, test_labels, extra)
 
 
-def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> dict[str, Any]:
+def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> ProtocolResult:
   c, lin = setup.config, setup.config.linear
   start = time.perf_counter()
   kwargs = dict(batch_size=c.features.batch_size, stream=c.data.stream,
@@ -332,10 +348,10 @@ def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> dic
         "test_top1_last_epoch": selection["test_top1"],
         "minival_curve": selection["curve"]["minival_top1"],
     }
-  return {"test_logits": full["test_logits"], "test_labels": test_y, "extra": extra}
+  return ProtocolResult(full["test_logits"], test_y, extra, test_features=test_x)
 
 
-def _knn(setup: Setup, variables: dict, train, test, num_classes: int) -> dict[str, Any]:
+def _knn(setup: Setup, variables: dict, train, test, num_classes: int) -> ProtocolResult:
   c = setup.config
   kwargs = dict(batch_size=c.features.batch_size, stream=c.data.stream,
                 prefetch=c.data.prefetch)
@@ -348,7 +364,7 @@ def _knn(setup: Setup, variables: dict, train, test, num_classes: int) -> dict[s
   extra = {"reported": "weighted cosine kNN on L2-normalised frozen features",
            "k": result["k"], "temperature": result["temperature"],
            "num_train": result["num_train"]}
-  return {"test_logits": result["test_scores"], "test_labels": test_y, "extra": extra}
+  return ProtocolResult(result["test_scores"], test_y, extra, test_features=test_x)
 
 
 def class_names_for(config: ml_collections.ConfigDict, num_classes: int) -> list[str] | None:
@@ -411,15 +427,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
          "finetune": _finetune}[c.protocol]
   start = time.perf_counter()
   out = run(setup, variables, train, test, num_classes)
-  extra = dict(out["extra"], encoder=where, seconds=time.perf_counter() - start,
+  extra = dict(out.extra, encoder=where, seconds=time.perf_counter() - start,
                num_train_split=len(train), train_split=c.data.split,
                test_split=c.data.test_split, pretrain_config=setup.pretrain_config,
                pretrain_config_path=setup.pretrain_config_path)
   out_dir = report.report_dir(workdir, setup.name)
-  summary = report.write_report(out_dir, protocol=setup.name, test_logits=out["test_logits"],
-                                test_labels=out["test_labels"],
+  summary = report.write_report(out_dir, protocol=setup.name, test_logits=out.test_logits,
+                                test_labels=out.test_labels,
                                 class_names=class_names_for(c, num_classes), config=c,
-                                checkpoint_step=step, extra=extra)
+                                checkpoint_step=step, extra=extra,
+                                test_features=out.test_features if c.report_embedding else None)
   with open(out_dir / "results.json", encoding="utf-8") as f:
     results = json.load(f)
   return {"protocol": c.protocol, "name": setup.name, "test_top1": results["test_top1"],

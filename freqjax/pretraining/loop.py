@@ -47,6 +47,7 @@ def check_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
     augment.check_config(config.data.augment)
     check_batch_layout(config, num_devices)
     optim.learning_rate(config, 1)  # an unknown optim.schedule
+    build_networks(config, None)  # model.init, model.kernels, model.compute_dtype
   except ValueError as e:
     raise ConfigError(str(e)) from e
 

@@ -3,7 +3,7 @@
   # One sample as an animated skeleton, beside its normal and extreme augmented views:
   python -m freqjax.visualize skeleton --data-format aimclr --data-path data/ntu60/xsub \
       --split train --index 3 --out sample.gif --views [--projection 2d] \
-      [--augment shear_amplitude=0.3 --augment normalize_blur=True]
+      [--augment shear_amplitude=0.3 --augment blur_normalize=True]
   # A run's training curves -> RUN/training_curves.png:
   python -m freqjax.visualize curves --workdir runs/ntu60_xsub_joint
 """
