@@ -4,9 +4,9 @@
 per-phase strided convolutions) and `kernels.xla` (plain ops and autodiff) are two
 formulations of one encoder. Each is checked against the other here on the whole encoder
 with FreST (outputs, every parameter's and the input's gradient, the new BatchNorm
-statistics); each is also checked on its own: the CPU set's pieces against independent
-references in test_stgcn.py / test_frest.py, and both against PyTorch through the
-whole-model tests (which run whichever set `auto` picks here, the CPU one).
+statistics). The CPU set, which `auto` picks on this machine, is checked against
+independent references (numpy, PyTorch) in test_stgcn.py and test_frest.py, so the
+agreement here carries those checks over to the XLA set.
 """
 
 import jax

@@ -37,6 +37,8 @@ def test_train_py_two_steps(tiny_data, tmp_path):
                "grad_norm", "threshold/frest9/fres", "samples_per_second"):
     assert np.isfinite(metrics[-1][name]), name
   assert os.listdir(workdir / "tensorboard")
+  # Drawn at each checkpoint from metrics.jsonl (freqjax.visualize.curves).
+  assert os.path.getsize(workdir / "training_curves.png") > 0
 
 
 @pytest.mark.slow
@@ -85,7 +87,7 @@ def test_init_from_pytorch_checkpoint(tiny_data, tmp_path):
   dataset, extra_fn = pretrain.load_training_data(config)
   tx = pretrain.optim.sgd(config, 10)
   state = pretrain._initial_state(  # pylint: disable=protected-access
-      config, tx, dataset, extra_fn, resuming=False)
+      config, pretrain.build_networks(config, None), tx, dataset, extra_fn, resuming=False)
   expected = convert.stgcn_from_pytorch(state_dict)
   np.testing.assert_array_equal(state.params["encoder"]["block5"]["gcn"]["kernel"],
                                 expected["params"]["block5"]["gcn"]["kernel"])
@@ -97,7 +99,7 @@ def test_init_from_pytorch_checkpoint(tiny_data, tmp_path):
   config.model.hidden_dim = 128
   with pytest.raises(Exception, match="shape"):
     pretrain._initial_state(  # pylint: disable=protected-access
-        config, tx, dataset, extra_fn, resuming=False)
+        config, pretrain.build_networks(config, None), tx, dataset, extra_fn, resuming=False)
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +165,11 @@ def test_knn_monitor_logs_the_accuracy_of_the_saved_encoder(tiny_data, tmp_path)
   expected = knn.knn_evaluate(bank_x, bank_y, query_x, query_y, num_classes=14, k=5,
                               temperature=0.1)["test_top1"]
   assert logged[-1]["monitor/knn_top1"] == pytest.approx(expected)
+
+
+def test_due_runs_periodic_actions_every_n_steps_and_at_the_end():
+  due = pretrain.due
+  assert [s for s in range(1, 11) if due(s, 4)] == [4, 8]
+  assert [s for s in range(1, 11) if due(s, 4, total=10)] == [4, 8, 10]
+  assert not any(due(s, 0) for s in range(1, 11))  # 0 = never (the kNN monitor off)
+  assert [s for s in range(1, 11) if due(s, 0, total=10)] == [10]

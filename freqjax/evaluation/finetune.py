@@ -268,7 +268,7 @@ def train(encoder: STGCN, encoder_variables: dict, dataset: pipeline.Dataset,
 
   batches = pipeline.prefetch(
       pipeline.train_batches(dataset, batch_size, seed, num_devices=dp.num_local_devices,
-                             process_index=0,
+                             process_index=dp.process_slice[0],
                              process_count=dp.process_slice[1]),
       size=prefetch, put=lambda b: dp.put_batch({"x": b["x"], "label": b["label"]}))
   curve = {"epoch": [], "lr": [], "train_loss": [], "train_top1": []}

@@ -9,6 +9,7 @@ before anything is written (`freqjax.pretraining.resume`), the newest checkpoint
 restores is loaded (`freqjax.checkpoints.store.restore_latest`), and the logs of steps
 after it, written before a kill, are dropped, so each step is logged once.
 """
+import dataclasses
 import functools
 import json
 import logging
@@ -72,12 +73,30 @@ def load_training_data(config: ml_collections.ConfigDict):
   return dataset, text_table.dataset_extra_fn(table, dataset)
 
 
-def _initial_state(config, tx, dataset, extra_fn, resuming: bool) -> TrainState:
+def due(step: int, every: int, total: int | None = None) -> bool:
+  """Whether a periodic action runs after `step` steps: every `every` steps (never for
+  `every <= 0`), and at the last step `total` when given."""
+  return (every > 0 and step % every == 0) or step == total
+
+
+def _write_training_curves(workdir: str) -> None:
+  """`workdir/training_curves.png` from `metrics.jsonl`, when matplotlib is installed.
+
+  Imported here, not at the top: training never needs matplotlib, and a picture that
+  cannot be drawn is not worth stopping a run for.
+  """
+  try:
+    from freqjax.visualize import curves  # pylint: disable=import-outside-toplevel
+    curves.plot_training_curves(os.path.join(workdir, "metrics.jsonl"))
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("training curves not drawn: %s", e)
+
+
+def _initial_state(config, nets, tx, dataset, extra_fn, resuming: bool) -> TrainState:
   """A new train state; the encoder from `config.init_from` unless a checkpoint will
   replace it (`resuming`)."""
   sample_x = jnp.asarray(dataset.read(np.arange(2)))
   words = None if extra_fn is None else jnp.asarray(extra_fn(np.arange(2), 0)["word_features"])
-  nets = build_networks(config, bn_axis_name=None)
   # One compiled program instead of hundreds of eagerly dispatched ops.
   state = jax.jit(functools.partial(create_train_state, config, nets, tx))(sample_x, words)
   if config.init_from and not resuming:
@@ -142,7 +161,10 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
   tx = optim.sgd(config, steps_per_epoch)
   schedule = optim.learning_rate(config, steps_per_epoch)
 
-  state = _initial_state(config, tx, dataset, extra_fn, resuming)
+  # The networks, built once: the step's copy normalises over the device axis.
+  nets = build_networks(config, bn_axis_name=None)
+  step_nets = dataclasses.replace(nets, encoder=nets.encoder.clone(bn_axis_name=AXIS))
+  state = _initial_state(config, nets, tx, dataset, extra_fn, resuming)
   os.makedirs(workdir, exist_ok=True)
   # Orbax's first barrier is a collective: meet first (see wait_for_all_processes).
   parallel.wait_for_all_processes("checkpoint manager")
@@ -157,7 +179,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
     resume.write_config(config, workdir, start_step)
 
   step_fn = dp.compile(functools.partial(
-      train_step, nets=build_networks(config, bn_axis_name=AXIS), tx=tx, schedule=schedule,
+      train_step, nets=step_nets, tx=tx, schedule=schedule,
       config=config))
   state = dp.put_state(state)
   batches = pipeline.prefetch(
@@ -166,9 +188,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
                              extra_fn=extra_fn),
       size=config.data.prefetch, put=dp.put_batch)
   monitor_every = round(config.monitor.knn_every_epochs * steps_per_epoch)
-  monitor = (KnnMonitor(config, dataset) if monitor_every > 0 and is_main
-             else None)
-  encoder = build_networks(config, bn_axis_name=None).encoder
+  monitor = KnnMonitor(config, dataset) if monitor_every > 0 and is_main else None
   writer = MetricWriter(workdir, enabled=is_main, start_step=start_step)
   bar = tqdm.tqdm(total=total_steps, initial=start_step, disable=not is_main, unit="step",
                   dynamic_ncols=True, desc="pretrain")
@@ -178,9 +198,9 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
       state, metrics = step_fn(state, next(batches))
       pending.append(metrics)
       done = step + 1
-      save_now = done % config.checkpoint_every_steps == 0 or done == total_steps
-      monitor_now = monitor is not None and done % monitor_every == 0
-      if save_now or monitor_now or done % config.log_every_steps == 0:
+      save_now = due(done, config.checkpoint_every_steps, total_steps)
+      monitor_now = monitor is not None and due(done, monitor_every)
+      if save_now or monitor_now or due(done, config.log_every_steps):
         summary, nonfinite = _summarise(pending, pending_from)
         if nonfinite is not None:
           mngr.wait_until_finished()
@@ -198,7 +218,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
         summary["epoch"] = done / steps_per_epoch
         if monitor_now:
           query = dp.get_state(state)
-          summary |= monitor(encoder, {"params": query.params["encoder"],
+          summary |= monitor(nets.encoder, {"params": query.params["encoder"],
                                        "batch_stats": query.batch_stats})
         writer.write(done, summary)
         bar.set_postfix(loss=f"{summary['loss']:.3f}",
@@ -211,6 +231,8 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
         checkpoint.save(mngr, done, jax.device_get(dp.get_state(state)),
                         {"step": done, "epoch": done / steps_per_epoch,
                          "samples_seen": done * config.optim.batch_size})
+        if is_main:
+          _write_training_curves(workdir)
       bar.update(1)
   finally:
     batches.close()
