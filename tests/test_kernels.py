@@ -123,7 +123,8 @@ def test_kernel_sets_agree_in_float64_with_statistics_synced_over_devices():
                         tree_atol=1e-15)
 
 
-@pytest.mark.parametrize("kernels", [pytest.param("cpu", marks=pytest.mark.slow), "xla"])
+@pytest.mark.slow
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
 def test_remat_gives_the_same_numbers(kernels):
   """`remat=True` recomputes each block in the backward pass: the same parameters, outputs
   and gradients, with dropout on (the recomputation draws the same masks)."""
