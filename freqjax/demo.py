@@ -39,7 +39,7 @@ from absl import logging  # noqa: E402
 import ml_collections  # noqa: E402
 
 from freqjax.evaluation import run as evaluation  # noqa: E402
-from freqjax.pretraining import loop  # noqa: E402
+from freqjax.pretraining import loop, resume  # noqa: E402
 from freqjax.data import synthetic  # noqa: E402
 from freqjax.text import embed  # noqa: E402
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -103,16 +103,6 @@ def prepare_data(config: ml_collections.ConfigDict, num_samples: int = NUM_SAMPL
       "`python -m freqjax.text.embed --model openai/clip-vit-base-patch32`.")
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out |= _flatten(value, f"{prefix}{key}.")
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Raises DemoError if `workdir` holds a pretraining run of another config.
 
@@ -124,10 +114,10 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     return
   with open(path, encoding="utf-8") as f:
     try:
-      old = _flatten(json.load(f))
+      old = resume.flatten(json.load(f))
     except json.JSONDecodeError:
       old = {}
-  new = _flatten(json.loads(config.to_json_best_effort()))
+  new = resume.flatten(json.loads(config.to_json_best_effort()))
   differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
   if differ:
     more = f" (+{len(differ) - 5} more)" if len(differ) > 5 else ""

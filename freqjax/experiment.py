@@ -65,7 +65,7 @@ from freqjax.data import pipeline, readers  # noqa: E402
 from freqjax.evaluation import ensemble  # noqa: E402
 from freqjax.evaluation import report  # noqa: E402
 from freqjax.evaluation import run as evaluation  # noqa: E402
-from freqjax.pretraining import loop  # noqa: E402
+from freqjax.pretraining import loop, resume  # noqa: E402
 from freqjax.visualize import curves  # noqa: E402
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -233,20 +233,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
       raise ExperimentError(f"{flag}{key}={_format_value(value)}: {e}") from None
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, Mapping):
-      out |= _flatten(value, f"{prefix}{key}.")
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
 def config_differences(existing: Mapping[str, Any], wanted: Mapping[str, Any]
                        ) -> list[tuple[str, Any, Any]]:
   """`(field, existing value, wanted value)` for every dotted field that differs."""
-  old, new = _flatten(existing), _flatten(wanted)
+  old, new = resume.flatten(existing), resume.flatten(wanted)
   return [(k, old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
           if old.get(k) != new.get(k)]
 

@@ -11,6 +11,7 @@ ever lost.
 """
 import json
 import logging
+from collections.abc import Mapping
 import os
 from typing import Any
 
@@ -44,11 +45,12 @@ def config_path(workdir: str) -> str:
   return os.path.join(workdir, CONFIG_FILE)
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """`{"a.b.c": value}` of a nested config mapping (a `ConfigDict.to_dict()` or JSON)."""
   flat = {}
   for key, value in tree.items():
-    if isinstance(value, dict):
-      flat |= _flatten(value, f"{prefix}{key}.")
+    if isinstance(value, Mapping):
+      flat |= flatten(value, f"{prefix}{key}.")
     else:
       flat[f"{prefix}{key}"] = value
   return flat
@@ -82,7 +84,7 @@ def read_saved(workdir: str) -> dict | None:
 
 def changed_fields(saved: dict, config: ml_collections.ConfigDict) -> dict[str, tuple]:
   """`{field: (saved value, new value)}` of every leaf that differs, dotted names sorted."""
-  old, new = _flatten(saved), _flatten(json.loads(_as_json(config)))
+  old, new = flatten(saved), flatten(json.loads(_as_json(config)))
   return {k: (old.get(k, _MISSING), new.get(k, _MISSING))
           for k in sorted(old.keys() | new.keys()) if old.get(k, _MISSING) != new.get(k, _MISSING)}
 
