@@ -31,6 +31,16 @@ def global_rows(local_batch: int) -> jax.Array:
   return jax.lax.axis_index(AXIS) * local_batch + jnp.arange(local_batch)
 
 
+def varying(tree):
+  """`tree` typed as device-varying over `AXIS` (inside a step).
+
+  Differentiate per-device losses with respect to this copy of the replicated parameters:
+  its gradients are this device's (the step `pmean`s them), as under `pmap`; the
+  replicated original would get JAX's implicit sum over devices under `shard_map`.
+  """
+  return jax.tree.map(lambda x: jax.lax.pcast(x, AXIS, to="varying"), tree)
+
+
 def row_keys(key: jax.Array, rows: jax.Array) -> jax.Array:
   """`(n, 2)` one key per global row: `fold_in(key, rows[i])`."""
   return jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
@@ -170,10 +180,11 @@ class DataParallel:
     if self.backend == "pmap":
       return jax.pmap(per_device_fn, axis_name=AXIS, devices=self.devices,
                       donate_argnums=donate)
-    # Every output is equal on all devices (pmean'd or all_gather'ed), but the type system
-    # counts all_gather results as device-varying, so the replication check is off.
+    # With JAX's replication check on: every output must be invariant over the axis, which
+    # the step guarantees with pmean and invariant all_gathers (and `varying` parameters
+    # for the per-device gradients).
     sharded = jax.shard_map(per_device_fn, mesh=self.mesh, in_specs=(P(), P(AXIS)),
-                            out_specs=(P(), P()), check_vma=False)
+                            out_specs=(P(), P()))
     step = jax.jit(sharded, donate_argnums=donate)
     return step if jax.process_count() == 1 else _RunWhenAllCompiled(step)
 

@@ -66,7 +66,8 @@ def steps():
 def _outputs_by_primitive(jaxpr: str) -> dict[str, set[str]]:
   """`{primitive: dtypes of its first output}` over every equation, nested ones included."""
   found = {}
-  for dtype, primitive in re.findall(r"\b\w+:(\w+)\[[^\]]*\] = (\w+)", jaxpr):
+  # `x:f32[4,8]{V:data} = dot_general ...`: the `{V:...}` of device-varying values optional.
+  for dtype, primitive in re.findall(r"\b\w+:(\w+)\[[^\]]*\](?:\{[^}]*\})? = (\w+)", jaxpr):
     found.setdefault(primitive, set()).add(dtype)
   return found
 

@@ -42,7 +42,7 @@ from freqjax import optim
 from freqjax.data import augment, pipeline, streams
 from freqjax.models import STGCN
 from freqjax.models.heads import LinearClassifier
-from freqjax.parallel import AXIS, DataParallel, global_rows, row_keys
+from freqjax.parallel import AXIS, DataParallel, global_rows, row_keys, varying
 
 ENCODER_MODES = ("eval", "train")
 
@@ -201,7 +201,7 @@ def finetune_step(state: FinetuneState, batch: dict, *, encoder: STGCN,
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
     return loss, (logits, batch_stats)
 
-  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(varying(state.params))
   # Every device holds B/N rows: the mean of the per-device gradients is the global one.
   grads = jax.lax.pmean(grads, AXIS)
   velocity, opt_state = tx.update(grads, state.opt_state, state.params)

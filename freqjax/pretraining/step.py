@@ -23,7 +23,7 @@ from freqjax.data import augment, streams
 from freqjax.losses import moco
 from freqjax.losses.feature_modulation import feature_modulation_loss
 from freqjax.normalize import l2_normalize
-from freqjax.parallel import AXIS, global_rows, row_keys
+from freqjax.parallel import AXIS, global_rows, row_keys, varying
 from freqjax.pretraining.state import Networks, TrainState
 
 
@@ -96,7 +96,7 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
   uses_text = nets.projection is not None or nets.harmonizer is not None
   if uses_text:
     z_t = batch["text_embedding"].astype(jnp.float32)
-    batch_texts = jax.lax.all_gather(z_t, AXIS, tiled=True)
+    batch_texts = jax.lax.all_gather(z_t, AXIS, tiled=True, to="invarying")
     text_loss = functools.partial(
         feature_modulation_loss, z_t=z_t, text_queue=state.text_queue, tau_s=config.fm.tau_s,
         tau_t=config.fm.tau_t, noise_std=config.fm.noise_std, batch_texts=batch_texts,
@@ -124,13 +124,13 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
     losses["loss"] = total
     return total, (losses, logits, new_vars["batch_stats"])
 
-  grads, (losses, logits, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+  grads, (losses, logits, batch_stats) = jax.grad(loss_fn, has_aux=True)(varying(state.params))
   grads = jax.lax.pmean(grads, AXIS)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
 
   queue, queue_ptr = moco.enqueue(state.queue, state.queue_ptr,
-                                  jax.lax.all_gather(k, AXIS, tiled=True))
+                                  jax.lax.all_gather(k, AXIS, tiled=True, to="invarying"))
   text_queue, text_queue_ptr = state.text_queue, state.text_queue_ptr
   if uses_text:
     text_queue, text_queue_ptr = moco.enqueue(text_queue, text_queue_ptr, batch_texts,
