@@ -81,6 +81,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no_frest": {"model.frest_blocks": ()},
     "no_fm": {"fm.weight": 0.0},
     "no_harmonizer": {"harmonizer.weight": 0.0},
+    # MoCo with FreST but no text branch: MICA minus this is what the text losses add.
+    "no_text": {"fm.weight": 0.0, "harmonizer.weight": 0.0},
     # Plain MoCo (SkeletonCLR's objective on MICA's encoder without FreST): InfoNCE only.
     "moco": {"fm.weight": 0.0, "harmonizer.weight": 0.0, "model.frest_blocks": ()},
 }
