@@ -25,7 +25,7 @@ $(DEV): requirements-dev.txt $(RUNTIME)
 	touch $@
 
 test: $(DEV)
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --dist worksteal tests
 
 test-fast: $(DEV)
 	$(PY) -m pytest -n 2 -m "not slow" tests

@@ -18,3 +18,9 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_collection_modifyitems(items):
+  """Runs the slow tests first (stable order otherwise): with `-n 2`, a minutes-long test
+  that starts last keeps one core busy while the other has nothing left to do."""
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)

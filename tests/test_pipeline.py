@@ -1,6 +1,7 @@
 """Input pipeline: determinism, resumption, epochs, host sharding, eval coverage, prefetch."""
 import itertools
 import threading
+import time
 
 import jax
 import numpy as np
@@ -71,6 +72,39 @@ def test_resume_from_step_matches_uninterrupted_run():
     for a, b in zip(uninterrupted[k:], resumed):
       for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+class _SlowEarlyRows:
+  """A dataset whose reads of low rows are slow: with several threads, later batches are
+  often ready before earlier ones."""
+
+  def __init__(self, dataset):
+    self.dataset, self.labels = dataset, dataset.labels
+
+  def __len__(self):
+    return len(self.dataset)
+
+  def read(self, indices):
+    time.sleep(0.02 * float(np.mean(indices < len(self.dataset) // 2)))
+    return self.dataset.read(indices)
+
+
+@pytest.mark.parametrize("threads", [2, 5])
+def test_loader_threads_give_the_batches_of_one_thread_in_order(threads):
+  dataset = _dataset(37)
+  extra_fn = lambda indices, step: {"text": np.full(len(indices), step, np.int32)}
+  make = lambda data, threads, start: pipeline.train_batches(
+      data, 8, seed=5, start_step=start, num_devices=2, process_index=0, process_count=1,
+      extra_fn=extra_fn, threads=threads)
+  one = _take(make(dataset, 1, 3), 12)  # over two epoch boundaries (4 steps per epoch)
+  many = make(_SlowEarlyRows(dataset), threads, 3)
+  for step, (a, b) in enumerate(zip(one, _take(many, 12)), start=3):
+    assert b["text"].ravel().tolist() == [step] * 8
+    for name in a:
+      np.testing.assert_array_equal(a[name], b[name], err_msg=f"step {step} {name}")
+  many.close()  # stops the pool: no thread is left making batches
+  time.sleep(0.1)
+  assert not [t for t in threading.enumerate() if t.name.startswith("freqjax-batches")]
 
 
 def test_hosts_partition_each_global_batch():

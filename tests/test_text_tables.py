@@ -220,6 +220,13 @@ def test_float16_storage_gives_unit_float32(tmp_path):
   out = table.lookup(np.array([0, 1, 2]), 0)
   assert out["text_embedding"].dtype == np.float32
   np.testing.assert_allclose(np.linalg.norm(out["text_embedding"], axis=1), 1, atol=1e-6)
+  # Word features travel in the stored dtype (the step converts them on the device): the
+  # host does no float16 -> float32 conversion, and every value is the stored one.
+  for mode in ("random", "mean"):
+    words = tlib.TextTable.load(table.path, sentences=mode).lookup(np.array([0, 1, 2]), 0)
+    assert words["word_features"].dtype == np.float16, mode
+    stored = {tuple(row) for row in raw["word_features"][raw["word_mask"]].tolist()}
+    assert {tuple(row) for row in words["word_features"][words["word_mask"]].tolist()} <= stored
 
 
 def test_join_by_sample_name(tmp_path):

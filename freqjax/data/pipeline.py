@@ -18,7 +18,10 @@ Batches are dicts of numpy arrays:
 `prefetch` moves batches to the device(s) in a background thread so host work overlaps
 with the train step.
 """
+import collections
+import concurrent.futures
 import dataclasses
+import functools
 import itertools
 import queue
 import threading
@@ -106,8 +109,8 @@ def _make_batch(dataset: Dataset, indices: np.ndarray, step: int, num_devices: i
 
 def train_batches(dataset: Dataset, global_batch_size: int, seed: int, *, start_step: int = 0,
                   num_devices: int | None = None, process_index: int | None = None,
-                  process_count: int | None = None,
-                  extra_fn: ExtraFn | None = None) -> Iterator[Batch]:
+                  process_count: int | None = None, extra_fn: ExtraFn | None = None,
+                  threads: int = 1) -> Iterator[Batch]:
   """Endless training batches from step `start_step` on (see the module docstring).
 
   Args:
@@ -119,6 +122,10 @@ def train_batches(dataset: Dataset, global_batch_size: int, seed: int, *, start_
     process_index, process_count: this host and the host count (default jax's).
     extra_fn: `(indices (host_batch,), step) -> {name: (host_batch, ...)}`, more arrays
       for each batch.
+    threads: batches made at once, each in its own thread, yielded in step order (the
+      same batches as with 1: batch `i` depends on `(seed, i)` only). numpy's gathers and
+      copies release the GIL, so threads scale the host's rate with its cores
+      (`benchmarks/input_pipeline.py`).
   """
   num_devices, host_batch, process_index = _host_layout(
       global_batch_size, num_devices, process_index, process_count)
@@ -126,17 +133,37 @@ def train_batches(dataset: Dataset, global_batch_size: int, seed: int, *, start_
   if steps == 0:
     raise ValueError(f"The dataset has {len(dataset)} samples, fewer than one global batch "
                      f"of {global_batch_size}; lower the batch size.")
+  if threads < 1:
+    raise ValueError(f"threads is {threads}; use 1 or more.")
+  # The last two epochs' orders: threads near an epoch boundary work on both.
+  permutation = functools.lru_cache(maxsize=2)(
+      lambda epoch: epoch_permutation(len(dataset), seed, epoch))
 
-  def batches() -> Iterator[Batch]:
-    epoch, order = None, None
-    for step in itertools.count(start_step):
-      if step // steps != epoch:
-        epoch = step // steps
-        order = epoch_permutation(len(dataset), seed, epoch)
-      start = (step % steps) * global_batch_size + process_index * host_batch
-      yield _make_batch(dataset, order[start:start + host_batch], step, num_devices, extra_fn)
+  def make_batch(step: int) -> Batch:
+    start = (step % steps) * global_batch_size + process_index * host_batch
+    indices = permutation(step // steps)[start:start + host_batch]
+    return _make_batch(dataset, indices, step, num_devices, extra_fn)
 
-  return batches()
+  if threads == 1:
+    return map(make_batch, itertools.count(start_step))
+  return _in_order(make_batch, itertools.count(start_step), threads)
+
+
+def _in_order(fn: Callable[[int], Batch], steps: Iterator[int],
+              threads: int) -> Iterator[Batch]:
+  """`fn(step)` for each step, `threads` at a time, yielded in order; the pool stops when
+  the iterator is closed or collected."""
+  with concurrent.futures.ThreadPoolExecutor(threads, "freqjax-batches") as pool:
+    pending = collections.deque(pool.submit(fn, step) for step in itertools.islice(
+        steps, threads))
+    try:
+      while True:
+        done = pending.popleft().result()
+        pending.append(pool.submit(fn, next(steps)))
+        yield done
+    finally:
+      for future in pending:
+        future.cancel()
 
 
 def eval_batches(dataset: Dataset, global_batch_size: int, *, num_devices: int | None = None,

@@ -96,7 +96,8 @@ def _initial_state(config, nets, tx, dataset, extra_fn, resuming: bool) -> Train
   """A new train state; the encoder from `config.init_from` unless a checkpoint will
   replace it (`resuming`)."""
   sample_x = jnp.asarray(dataset.read(np.arange(2)))
-  words = None if extra_fn is None else jnp.asarray(extra_fn(np.arange(2), 0)["word_features"])
+  words = (None if extra_fn is None else
+           jnp.asarray(extra_fn(np.arange(2), 0)["word_features"], jnp.float32))
   # One compiled program instead of hundreds of eagerly dispatched ops.
   state = jax.jit(functools.partial(create_train_state, config, nets, tx))(sample_x, words)
   if config.init_from and not resuming:
@@ -185,7 +186,7 @@ def pretrain(config: ml_collections.ConfigDict, workdir: str,
   batches = pipeline.prefetch(
       pipeline.train_batches(dataset, config.optim.batch_size, config.seed,
                              start_step=start_step, num_devices=dp.num_local_devices,
-                             extra_fn=extra_fn),
+                             extra_fn=extra_fn, threads=config.data.loader_threads),
       size=config.data.prefetch, put=dp.put_batch)
   monitor_every = round(config.monitor.knn_every_epochs * steps_per_epoch)
   monitor = KnnMonitor(config, dataset) if monitor_every > 0 and is_main else None
