@@ -35,7 +35,7 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file at INFO.
   result = evaluation.evaluate(_CONFIG.value, _WORKDIR.value)
-  print(result["summary"])
+  print(result.summary)
 
 
 if __name__ == "__main__":

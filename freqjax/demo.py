@@ -114,17 +114,16 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     return
   with open(path, encoding="utf-8") as f:
     try:
-      old = resume.flatten(json.load(f))
+      saved = json.load(f)
     except json.JSONDecodeError:
-      old = {}
-  new = resume.flatten(json.loads(config.to_json_best_effort()))
-  differ = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-  if differ:
-    more = f" (+{len(differ) - 5} more)" if len(differ) > 5 else ""
+      saved = {}  # unreadable: every field differs
+  changes = resume.compare_configs(resume.flatten(saved), resume.flatten(
+      json.loads(config.to_json_best_effort())), ignore=resume.changes_no_state)
+  if changes:
     raise DemoError(
         f"{workdir} holds a pretraining run of another config ({path}: "
-        + ", ".join(f"{k} {old.get(k)!r} (wanted {new.get(k)!r})" for k in differ[:5]) + more
-        + f"), e.g. an earlier version of the demo. Delete {workdir} or pass --workdir.")
+        f"{changes.describe(limit=5)}), e.g. an earlier version of the demo. Delete "
+        f"{workdir} or pass --workdir.")
 
 
 def run(pretrain_config: ml_collections.ConfigDict,
@@ -135,7 +134,7 @@ def run(pretrain_config: ml_collections.ConfigDict,
   Returns:
     `{"pretrained": {name: result}, "random_init": {name: result}, "chance": percent,
     "seconds": {...}}`, `name` the report name of each eval config (`linear`, `knn`) and
-    each result as `freqjax.evaluation.run.evaluate` returns it.
+    each result the `Evaluation` that `freqjax.evaluation.run.evaluate` returns.
   """
   seconds = {}
   start = time.perf_counter()
@@ -159,7 +158,7 @@ def run(pretrain_config: ml_collections.ConfigDict,
       config.update(overrides)
       log(f"[eval] {name} evaluation of the {key.replace('_', '-')} encoder")
       results[key][name] = evaluation.evaluate(config, workdir)
-      log(results[key][name]["summary"])
+      log(results[key][name].summary)
   seconds["eval"] = time.perf_counter() - start
   return dict(results, chance=100.0 / pretrain_config.data.num_classes, seconds=seconds)
 
@@ -179,26 +178,25 @@ def format_summary(outcome: dict[str, Any], total_seconds: float) -> str:
   pre, rnd = outcome["pretrained"], outcome["random_init"]
   some = next(iter(pre.values()))
   lines = ["", "=" * 78,
-           f"Top-1 on {some['num_test']} synthetic test samples (pretrained: checkpoint step "
-           f"{some['checkpoint_step']}):",
+           f"Top-1 on {some.num_test} synthetic test samples (pretrained: checkpoint step "
+           f"{some.checkpoint_step}):",
            f"  {'protocol':<12}{'pretrained':>12}{'random-init':>13}{'chance':>9}"
            f"{'pretrained - random':>22}"]
   for name, result in pre.items():
-    margin = result["test_top1"] - rnd[name]["test_top1"]
-    lines.append(f"  {name:<12}{result['test_top1']:>10.2f} %{rnd[name]['test_top1']:>11.2f} %"
+    margin = result.test_top1 - rnd[name].test_top1
+    lines.append(f"  {name:<12}{result.test_top1:>10.2f} %{rnd[name].test_top1:>11.2f} %"
                  f"{outcome['chance']:>7.2f} %{margin:>+18.2f} pts")
   for name in pre:
     note = NOTES.get(name)
     if name == "knn":
-      note = note.replace("kNN", f"kNN (k={pre[name]['extra'].get('k')})")
+      note = note.replace("kNN", f"kNN (k={pre[name].record.k})")
     if note:
       lines.append(f"  {name + ':':<12}{note}.")
   if "linear" in pre:
-    norms = [r["linear"]["extra"].get("train_feature_norm_mean") for r in (pre, rnd)]
-    if None not in norms:
-      lines.append(f"  {'':<12}Mean feature norm {norms[0]:.2f} (pretrained) vs {norms[1]:.2f} "
-                   "(random-init).")
-  reports = [r["report_dir"] for r in (*pre.values(), *rnd.values())]
+    norms = [r["linear"].record.train_feature_norm_mean for r in (pre, rnd)]
+    lines.append(f"  {'':<12}Mean feature norm {norms[0]:.2f} (pretrained) vs {norms[1]:.2f} "
+                 "(random-init).")
+  reports = [r.report_dir for r in (*pre.values(), *rnd.values())]
   lines.append(f"Reports in {os.path.dirname(reports[0])}/: "
                + ", ".join(os.path.basename(r) for r in reports))
   lines.append(f"Total {total_seconds / 60:.1f} min ("

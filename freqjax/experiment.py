@@ -235,22 +235,11 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
       raise ExperimentError(f"{flag}{key}={_format_value(value)}: {e}") from None
 
 
-def config_differences(existing: Mapping[str, Any], wanted: Mapping[str, Any]
-                       ) -> list[tuple[str, Any, Any]]:
-  """`(field, existing value, wanted value)` for every dotted field that differs."""
-  old, new = resume.flatten(existing), resume.flatten(wanted)
-  return [(k, old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())
-          if old.get(k) != new.get(k)]
-
-
-def _mismatch_error(path: str, what: str, differences: list[tuple[str, Any, Any]],
+def _mismatch_error(path: str, what: str, changes: resume.ConfigChanges,
                     folder: str) -> ExperimentError:
-  shown = "; ".join(f"{k}: {old!r} there, {new!r} in this run" for k, old, new in
-                    differences[:5])
-  more = f" (+{len(differences) - 5} more)" if len(differences) > 5 else ""
   return ExperimentError(
-      f"{path}: the existing {what} was made with another config ({shown}{more}). Use "
-      f"another --name, or delete {folder} to redo it.")
+      f"{path}: the existing {what} was made with another config "
+      f"({changes.describe(limit=5)}). Use another --name, or delete {folder} to redo it.")
 
 
 def as_json(config: Any) -> Any:
@@ -430,9 +419,11 @@ def _check_pretraining(run: Run) -> None:
       existing = json.load(f)
     except json.JSONDecodeError:
       existing = {}
-  differences = config_differences(existing, as_json(run.pretrain_config))
-  if differences:
-    raise _mismatch_error(path, "pretraining", differences, run.workdir)
+  changes = resume.compare_configs(resume.flatten(existing),
+                                   resume.flatten(as_json(run.pretrain_config)),
+                                   ignore=resume.changes_no_state)
+  if changes:
+    raise _mismatch_error(path, "pretraining", changes, run.workdir)
 
 
 def _training_curves(workdir: str) -> str | None:
@@ -526,12 +517,15 @@ class _Runner:
     entry = self.journal.get(key)
     if results_path.exists():
       existing = json.loads(results_path.read_text(encoding="utf-8"))
-      differences = config_differences(existing.get("config") or {}, wanted)
-      if existing.get("checkpoint_step") != checkpoint_step:
-        differences.append(("checkpoint_step", existing.get("checkpoint_step"),
-                            checkpoint_step))
-      if differences:
-        raise _mismatch_error(str(results_path), f"{setup.name} report", differences,
+      # The report is of this config and of this checkpoint: the step is compared as one
+      # more field (no config has a top-level `checkpoint_step`).
+      changes = resume.compare_configs(
+          resume.flatten(existing.get("config") or {})
+          | {"checkpoint_step": existing.get("checkpoint_step")},
+          resume.flatten(wanted) | {"checkpoint_step": checkpoint_step},
+          ignore=resume.changes_no_state)
+      if changes:
+        raise _mismatch_error(str(results_path), f"{setup.name} report", changes,
                               str(out_dir))
       entry.update(top1=existing["test_top1"], top5=existing["test_top5"], skipped=True)
       self._done(f"[skip] [{protocol}] {run.label}: top-1 {entry['top1']:.1f} % (report "
@@ -540,7 +534,7 @@ class _Runner:
       self.bar.set_postfix_str(f"{protocol} {run.label}")
       start = time.perf_counter()
       result = evaluation.evaluate(config, run.workdir)
-      entry = {"top1": result["test_top1"], "top5": result["test_top5"],
+      entry = {"top1": result.test_top1, "top5": result.test_top5,
                "seconds": time.perf_counter() - start}
       self.journal.put(key, entry)
       self._done(f"[{protocol}] {run.label}: top-1 {entry['top1']:.1f} % "

@@ -1,6 +1,7 @@
 """`python -m freqjax.demo` wired end to end, at the scale of the test config."""
 import json
 import os
+import types
 
 import numpy as np
 import pytest
@@ -15,9 +16,11 @@ from helpers.fakes import FakeTextEncoder
 
 def test_summary_table_states_both_encoders_chance_and_margins():
   def result(top1, name, norm=None):
-    extra = {"k": 20} if norm is None else {"train_feature_norm_mean": norm}
-    return {"num_test": 10, "checkpoint_step": 48, "test_top1": top1, "extra": extra,
-            "report_dir": f"runs/demo/eval/{name}"}
+    # The fields of an `Evaluation` and of its record that the summary reads.
+    record = types.SimpleNamespace(k=20) if norm is None else types.SimpleNamespace(
+        train_feature_norm_mean=norm)
+    return types.SimpleNamespace(num_test=10, checkpoint_step=48, test_top1=top1,
+                                 record=record, report_dir=f"runs/demo/eval/{name}")
 
   outcome = {"pretrained": {"linear": result(60.0, "linear", 2.5),
                             "linear_std": result(90.0, "linear_std", 8.0),
@@ -84,9 +87,17 @@ def test_a_workdir_of_another_config_is_refused(tmp_path):
   with open(tmp_path / "config.json", "w") as f:
     f.write(config.to_json_best_effort(indent=2))
   demo.check_workdir(config, workdir)  # the same config: pretraining resumes
+  # A run from before a host-side field existed, or with another value of one, trains the
+  # same state: it resumes too.
+  host_side = config.copy_and_resolve_references()
+  host_side.data.loader_threads, host_side.log_every_steps = 1, 3
+  demo.check_workdir(host_side, workdir)
+  del host_side.data["loader_threads"]
+  demo.check_workdir(host_side, workdir)
   other = config.copy_and_resolve_references()
   other.moco.queue_size = 1024
-  with pytest.raises(demo.DemoError, match=r"moco.queue_size 256 \(wanted 1024\).*Delete"):
+  with pytest.raises(demo.DemoError,
+                     match=r"config\.json: moco\.queue_size: saved 256, now 1024\).*Delete"):
     demo.check_workdir(other, workdir)
 
 
@@ -125,15 +136,15 @@ def test_demo_generates_pretrains_evaluates_and_resumes(tmp_path, monkeypatch):
   assert sorted(pre) == sorted(rnd) == ["knn", "linear"]
   assert outcome["chance"] == pytest.approx(100 / 14)
   for name in ("linear", "knn"):
-    assert pre[name]["checkpoint_step"] == steps[-1] > 0
-    assert rnd[name]["checkpoint_step"] is None
-    assert rnd[name]["encoder"].startswith("random init")
-    assert pre[name]["report_dir"] == os.path.join(workdir, "eval", name)
-    assert rnd[name]["report_dir"] == os.path.join(workdir, "eval", f"{name}_random_init")
-    assert pre[name]["num_test"] == rnd[name]["num_test"] > 0
+    assert pre[name].checkpoint_step == steps[-1] > 0
+    assert rnd[name].checkpoint_step is None
+    assert rnd[name].run_record.encoder.startswith("random init")
+    assert pre[name].report_dir == os.path.join(workdir, "eval", name)
+    assert rnd[name].report_dir == os.path.join(workdir, "eval", f"{name}_random_init")
+    assert pre[name].num_test == rnd[name].num_test > 0
     for result in (pre[name], rnd[name]):
-      logits = np.load(os.path.join(result["report_dir"], "test_logits.npy"))
-      assert logits.shape == (result["num_test"], 14)
+      logits = np.load(os.path.join(result.report_dir, "test_logits.npy"))
+      assert logits.shape == (result.num_test, 14)
   assert "random-init" in demo.format_summary(outcome, 1.0)
 
   # Again: data and text are reused, pretraining is complete (no new step), the reports
@@ -143,5 +154,5 @@ def test_demo_generates_pretrains_evaluates_and_resumes(tmp_path, monkeypatch):
   assert len(embedded) == 1 and any(line.startswith("[data] using") for line in lines)
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     assert len(f.readlines()) == len(steps)
-  assert again["pretrained"]["linear"]["test_top1"] == pytest.approx(pre["linear"]["test_top1"])
-  assert os.listdir(os.path.join(pre["linear"]["report_dir"], "history"))
+  assert again["pretrained"]["linear"].test_top1 == pytest.approx(pre["linear"].test_top1)
+  assert os.listdir(os.path.join(pre["linear"].report_dir, "history"))

@@ -1,8 +1,11 @@
 """Evaluation wired to checkpoints: restore, feature extraction, protocols, reports, errors."""
+import dataclasses
 import functools
+import inspect
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -18,7 +21,7 @@ from freqjax.checkpoints import store as checkpoint
 from freqjax.evaluation import run as evaluate
 from freqjax.pretraining import loop as pretrain
 from freqjax.data import readers, streams, synthetic
-from freqjax.evaluation import linear_probe
+from freqjax.evaluation import linear_probe, records
 from freqjax.models import STGCN
 from freqjax.text import descriptions, embed
 from helpers.fakes import FakeTextEncoder
@@ -77,15 +80,48 @@ def read_results(report_dir):
     return json.load(f)
 
 
+def documented_fields(record_type) -> list[str]:
+  """The names a record's docstring lists under `Attributes:`, in order."""
+  attributes = inspect.getdoc(record_type).split("Attributes:\n", 1)[1]
+  return re.findall(r"^  (\w+):", attributes, flags=re.MULTILINE)
+
+
+def check_extra(extra: dict, record, *, absent=()) -> None:
+  """`extra` holds exactly the documented fields of `record` then of `RunRecord` (less the
+  optional ones `absent`), with `record`'s values."""
+  expected = [name for name in documented_fields(type(record)) if name not in absent]
+  assert list(extra) == expected + documented_fields(records.RunRecord)
+  assert {name: extra[name] for name in expected} == record.to_json()
+
+
+def test_every_record_type_documents_exactly_its_fields():
+  protocols = (records.LinearProbeRecord, records.KnnRecord, records.FinetuneRecord)
+  for record_type in (*protocols, records.MinivalSelection, records.RunRecord):
+    assert documented_fields(record_type) == [f.name for f in dataclasses.fields(record_type)]
+  for record_type in protocols:  # the run's fields never replace a protocol's in "extra"
+    assert not set(documented_fields(record_type)) & set(documented_fields(records.RunRecord))
+  # An optional field left unset is not written; set, it is (a record converted in turn).
+  knn = records.KnnRecord(k=5, temperature=0.1, num_train=np.int64(12))
+  assert knn.to_json() == {"reported": knn.reported, "k": 5, "temperature": 0.1,
+                           "num_train": 12}
+  finetune = records.FinetuneRecord(
+      encoder_mode="eval", label_fraction=0.5, num_labelled=2, num_labelled_per_class=(1, 1),
+      batch_size=2, num_devices=1, parallel_backend="pmap", steps_per_epoch=1, num_steps=1,
+      train_seconds=0.5, curve={"epoch": [1]}, labelled_samples=("a", "b"))
+  assert finetune.to_json()["labelled_samples"] == ["a", "b"]
+  assert "labelled_samples" not in dataclasses.replace(finetune,
+                                                       labelled_samples=None).to_json()
+
+
 @pytest.mark.slow
 def test_linear_and_knn_restore_the_checkpoint_and_write_reports(pretrained):
   workdir = str(pretrained["workdir"])
   test_split = readers.load_dataset("aimclr", str(pretrained["data"]), "val")
   for variant in ("linear", "knn"):
     out = evaluate.evaluate(small_eval_config(variant), workdir)
-    results = read_results(out["report_dir"])
-    assert out["report_dir"] == os.path.join(workdir, "eval", variant)
-    assert results["checkpoint_step"] == out["checkpoint_step"] == 2
+    results = read_results(out.report_dir)
+    assert out.report_dir == os.path.join(workdir, "eval", variant)
+    assert results["checkpoint_step"] == out.checkpoint_step == 2
     assert results["num_test_samples"] == len(test_split)
     assert results["class_names"] == list(synthetic.CLASS_NAMES)
     # Inherited from the pretraining config.json: frames, stream, model width, FreST.
@@ -93,13 +129,13 @@ def test_linear_and_knn_restore_the_checkpoint_and_write_reports(pretrained):
     assert results["config"]["data"]["stream"] == "joint"
     assert results["config"]["model"]["hidden_dim"] == pretrained["config"].model.hidden_dim
     assert results["config"]["model"]["frest_blocks"] == [9]
-    labels = np.load(os.path.join(out["report_dir"], "test_labels.npy"))
+    labels = np.load(os.path.join(out.report_dir, "test_labels.npy"))
     np.testing.assert_array_equal(labels, test_split.labels)
-    logits = np.load(os.path.join(out["report_dir"], "test_logits.npy"))
+    logits = np.load(os.path.join(out.report_dir, "test_logits.npy"))
     assert logits.shape == (len(test_split), 14)
     accuracy = 100 * np.mean(logits.argmax(1) == labels)
-    assert out["test_top1"] == pytest.approx(accuracy, abs=1e-4)
-    assert "report:" in out["summary"]
+    assert out.test_top1 == pytest.approx(accuracy, abs=1e-4)
+    assert "report:" in out.summary
   extra = read_results(os.path.join(workdir, "eval", "linear"))["extra"]
   assert extra["num_train"] == extra["num_train_split"]  # the reported probe saw all train
   selection = extra["minival_selection"]
@@ -167,8 +203,8 @@ def test_features_equal_a_direct_forward_each_sample_once(stream):
 def test_semi_subset_is_class_balanced_and_disjoint_from_test(pretrained):
   workdir = str(pretrained["workdir"])
   out = evaluate.evaluate(small_eval_config("semi10", finetune__label_fraction=0.25), workdir)
-  assert out["name"] == "semi_25pct"
-  extra = read_results(out["report_dir"])["extra"]
+  assert out.name == "semi_25pct"
+  extra = read_results(out.report_dir)["extra"]
   train = readers.load_dataset("aimclr", str(pretrained["data"]), "train")
   test = readers.load_dataset("aimclr", str(pretrained["data"]), "val")
   chosen = extra["labelled_samples"]
@@ -182,7 +218,7 @@ def test_semi_subset_is_class_balanced_and_disjoint_from_test(pretrained):
   np.testing.assert_array_equal(per_class, expected)
   np.testing.assert_array_equal(extra["num_labelled_per_class"], expected)
   assert extra["num_steps"] == extra["steps_per_epoch"] == len(chosen) // 8
-  assert read_results(out["report_dir"])["num_test_samples"] == len(test)
+  assert read_results(out.report_dir)["num_test_samples"] == len(test)
 
 
 def write_pytorch_npz(path):
@@ -198,9 +234,11 @@ def test_init_from_pytorch_checkpoint(tiny_data, tmp_path):
   config = small_eval_config("knn", init_from=checkpoint_path, data__path=data,
                              data__num_frames=16)
   out = evaluate.evaluate(config, str(workdir))
-  results = read_results(out["report_dir"])
+  results = read_results(out.report_dir)
   assert results["checkpoint_step"] is None
   assert results["extra"]["encoder"] == checkpoint_path
+  assert isinstance(out.record, records.KnnRecord) and out.record.k == 5
+  check_extra(results["extra"], out.record)
   assert results["config"]["model"]["frest_blocks"] == []  # SkeletonCLR's plain ST-GCN
   assert results["config"]["model"]["hidden_dim"] == 256
   assert results["extra"]["pretrain_config"] is None
@@ -224,14 +262,20 @@ def test_standardized_linear_probe_is_wired_and_recorded(tiny_data, tmp_path):
   config = small_eval_config(
       "linear", init_from="random", name="linear_std",
       data__path=str(tiny_data / "xperformer"), data__num_frames=16, model__hidden_channels=4,
-      model__hidden_dim=16, model__frest_blocks=(), linear__standardize=True,
-      linear__minival_size=0)
+      model__hidden_dim=16, model__frest_blocks=(), linear__standardize=True)
   out = evaluate.evaluate(config, str(tmp_path))
-  results = read_results(out["report_dir"])
+  results = read_results(out.report_dir)
   assert results["config"]["linear"]["standardize"] is True
+  # The linear protocol's record, minival selection included (the default minival_size).
+  assert isinstance(out.record, records.LinearProbeRecord)
+  check_extra(results["extra"], out.record)
+  selection = results["extra"]["minival_selection"]
+  assert list(selection) == documented_fields(records.MinivalSelection)
+  assert selection["num_train"] + selection["num_minival"] == out.record.num_train
+  assert results["extra"]["encoder"] == out.run_record.encoder
   # The driver hands the test features to the report: a t-SNE map beside the confusion matrix.
   assert "embedding.png" in results["files"]
-  assert os.path.getsize(os.path.join(out["report_dir"], "embedding.png")) > 0
+  assert os.path.getsize(os.path.join(out.report_dir, "embedding.png")) > 0
   assert "standardised with the training split's mean" in results["extra"]["reported"]
   # The reported logits are those of the standardised probe on the encoder's features.
   setup = evaluate.resolve(config, str(tmp_path))
@@ -244,7 +288,7 @@ def test_standardized_linear_probe_is_wired_and_recorded(tiny_data, tmp_path):
   expected = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y,
                                              standardize=True, **probe)
   recipe = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y, **probe)
-  logits = np.load(os.path.join(out["report_dir"], "test_logits.npy"))
+  logits = np.load(os.path.join(out.report_dir, "test_logits.npy"))
   np.testing.assert_allclose(logits, expected["test_logits"], rtol=1e-5, atol=1e-5)
   assert not np.allclose(logits, recipe["test_logits"], atol=1e-3)
 
@@ -276,8 +320,8 @@ def test_random_init_baseline_and_transfer_use_their_own_settings(pretrained, tm
   workdir = str(pretrained["workdir"])
   out = evaluate.evaluate(small_eval_config("knn", init_from="random", name="knn_random"),
                           workdir)
-  results = read_results(out["report_dir"])
-  assert out["report_dir"] == os.path.join(workdir, "eval", "knn_random")
+  results = read_results(out.report_dir)
+  assert out.report_dir == os.path.join(workdir, "eval", "knn_random")
   assert results["checkpoint_step"] is None
   assert results["extra"]["encoder"].startswith("random initialisation")
 
@@ -292,8 +336,8 @@ def test_random_init_baseline_and_transfer_use_their_own_settings(pretrained, tm
     with open(target / f"{split}_label.pkl", "wb") as f:
       pickle.dump(([f"{split}{i}" for i in range(n)], [i % 5 for i in range(n)]), f)
   out = evaluate.evaluate(small_eval_config("transfer", data__path=str(target)), workdir)
-  results = read_results(out["report_dir"])
-  assert out["report_dir"] == os.path.join(workdir, "eval", "transfer")
+  results = read_results(out.report_dir)
+  assert out.report_dir == os.path.join(workdir, "eval", "transfer")
   assert results["config"]["data"]["path"] == str(target)
   assert results["num_classes"] == 5 and results["num_test_samples"] == 11
   assert results["class_names"] == [f"class {i}" for i in range(5)]

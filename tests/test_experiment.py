@@ -4,10 +4,14 @@ import os
 import re
 
 import pytest
+import tqdm
 
 from configs import eval as eval_configs
 from configs import pretrain as pretrain_configs
 from freqjax import experiment
+from freqjax.evaluation import report
+from freqjax.evaluation import run as evaluation
+from freqjax.pretraining import resume
 from freqjax.text import descriptions, embed
 from helpers.fakes import FakeTextEncoder
 
@@ -172,11 +176,39 @@ def test_a_workdir_pretrained_with_another_config_is_refused_naming_the_field(tm
   with open(os.path.join(run.workdir, "config.json"), "w") as f:
     f.write(other.to_json_best_effort(indent=2))
   with pytest.raises(experiment.ExperimentError,
-                     match=r"moco\.temperature: 0\.07 there, 0\.2 in this run.*--name"):
+                     match=r"moco\.temperature: saved 0\.07, now 0\.2.*--name"):
     experiment._check_pretraining(run)
   with open(os.path.join(run.workdir, "config.json"), "w") as f:
     f.write(run.pretrain_config.to_json_best_effort(indent=2))
   experiment._check_pretraining(run)  # the same config: resumed or skipped
+
+
+def test_a_report_of_another_eval_config_or_checkpoint_is_refused_naming_both(tmp_path):
+  plan = _plan(root=str(tmp_path), streams="joint", protocols="knn")
+  run = plan.runs[0]
+  os.makedirs(os.path.join(run.workdir, "checkpoints"))  # what `resolve` looks for
+  with open(os.path.join(run.workdir, "config.json"), "w") as f:
+    f.write(run.pretrain_config.to_json_best_effort(indent=2))
+  wanted = evaluation.resolve(run.eval_configs["knn"], run.workdir).config
+  out_dir = report.report_dir(run.workdir, "knn")
+  os.makedirs(out_dir)
+
+  def write_report(config, step):
+    with open(out_dir / "results.json", "w") as f:
+      json.dump({"config": experiment.as_json(config), "checkpoint_step": step,
+                 "test_top1": 61.0, "test_top5": 90.0}, f)
+
+  other = wanted.copy_and_resolve_references()
+  other.knn.k += 1
+  write_report(other, 3)
+  runner = experiment._Runner(plan, {}, log=lambda line: None, bar=tqdm.tqdm(disable=True))
+  k = wanted.knn.k
+  with pytest.raises(experiment.ExperimentError,
+                     match=rf"knn/results\.json: .*\(checkpoint_step: saved 3, now 4; knn\.k: "
+                     rf"saved {k + 1}, now {k}\)\. Use another --name"):
+    runner.evaluate(run, "knn", 4)
+  write_report(wanted, 4)
+  assert runner.evaluate(run, "knn", 4)["skipped"]  # the same config and step: reused
 
 
 def test_config_hash_is_stable_and_sees_every_field():
@@ -188,7 +220,8 @@ def test_config_hash_is_stable_and_sees_every_field():
       {"y": {"z": 2}, "x": 1})
   b.fm.tau_s = 0.11
   assert experiment.config_hash(a) != experiment.config_hash(b)
-  assert experiment.config_differences(a.to_dict(), b.to_dict()) == [("fm.tau_s", 0.1, 0.11)]
+  assert resume.compare_configs(resume.flatten(a.to_dict()), resume.flatten(
+      b.to_dict())).fields == {"fm.tau_s": (0.1, 0.11)}
 
 
 def _tiny_plan(tmp_path, **kwargs):
@@ -265,11 +298,11 @@ def test_synthetic_row_and_ablation_end_to_end_then_resume_and_refuse(tmp_path, 
 
   # A changed pretraining field is refused before anything runs, naming field and values.
   with pytest.raises(experiment.ExperimentError,
-                     match=r"config\.json: .*moco\.temperature: 0\.2 there, 0\.3 in this run"):
+                     match=r"config\.json: .*moco\.temperature: saved 0\.2, now 0\.3"):
     experiment.run_experiment(_tiny_plan(tmp_path, sets=["moco.temperature=0.3"]),
                               log=lines.append)
   # So is a changed eval field, by the report it would overwrite.
   with pytest.raises(experiment.ExperimentError,
-                     match=r"knn/results\.json: .*knn\.k: 5 there, 6 in this run"):
+                     match=r"knn/results\.json: .*knn\.k: saved 5, now 6"):
     experiment.run_experiment(_tiny_plan(tmp_path, sets=["eval.knn.k=6"]), log=lines.append)
   assert {p: p.stat().st_mtime_ns for p in watched} == before

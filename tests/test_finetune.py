@@ -1,4 +1,5 @@
 """Data-parallel fine-tuning: 8 devices == 1 device, PyTorch SGD arithmetic, it learns."""
+import dataclasses
 import functools
 import json
 import os
@@ -16,7 +17,7 @@ from configs import eval as eval_configs
 from freqjax import optim, parallel
 from freqjax.evaluation import run as evaluate
 from freqjax.data import readers, streams, synthetic
-from freqjax.evaluation import finetune
+from freqjax.evaluation import finetune, records
 from freqjax.models import STGCN
 from freqjax.models.batch_norm import BatchNorm
 from freqjax.models.heads import LinearClassifier
@@ -275,12 +276,17 @@ def test_finetune_protocol_writes_its_report(tmp_path):
   workdir = tmp_path / "run"
   workdir.mkdir()
   out = evaluate.evaluate(config, str(workdir))
-  with open(os.path.join(out["report_dir"], "results.json")) as f:
+  with open(os.path.join(out.report_dir, "results.json")) as f:
     results = json.load(f)
   train = readers.load_dataset("aimclr", str(data), "train")
   test = readers.load_dataset("aimclr", str(data), "val")
   extra = results["extra"]
-  assert out["report_dir"] == os.path.join(str(workdir), "eval", "finetune")
+  # Exactly the record's fields (no label subset: no labelled_samples), then the run's.
+  assert isinstance(out.record, records.FinetuneRecord)
+  fields = [f.name for f in (*dataclasses.fields(records.FinetuneRecord),
+                             *dataclasses.fields(records.RunRecord))]
+  assert list(extra) == [name for name in fields if name != "labelled_samples"]
+  assert out.report_dir == os.path.join(str(workdir), "eval", "finetune")
   assert extra["num_labelled"] == len(train) and "labelled_samples" not in extra
   assert extra["encoder_mode"] == "eval"  # the reference's, the default
   assert extra["num_devices"] == 1 and extra["parallel_backend"] == "pmap"
@@ -288,5 +294,5 @@ def test_finetune_protocol_writes_its_report(tmp_path):
   assert extra["num_steps"] == 2 * extra["steps_per_epoch"]
   assert extra["curve"]["epoch"] == [1, 2] and len(extra["curve"]["train_loss"]) == 2
   assert results["num_test_samples"] == len(test)
-  logits = np.load(os.path.join(out["report_dir"], "test_logits.npy"))
+  logits = np.load(os.path.join(out.report_dir, "test_logits.npy"))
   assert logits.shape == (len(test), 14) and np.all(np.isfinite(logits))

@@ -9,7 +9,8 @@ layer, never a higher one):
 4. the evaluation pieces (metrics, kNN, probes, features, fine-tuning, reports)
 5. `pretraining` (it may use the evaluation pieces, e.g. the kNN monitor)
 6. the evaluation driver and the ensemble
-7. the programs: the demo
+7. the programs: the demo; the pictures' command line (`visualize.__main__`: it reads
+   checkpoints, which the picture modules do not)
 8. the experiment runner (it reuses the demo's data preparation and configs)
 """
 import ast
@@ -26,7 +27,7 @@ LAYERS = {
     "freqjax.losses": 3, "freqjax.checkpoints": 3,
     "freqjax.evaluation": 4,
     "freqjax.pretraining": 5,
-    "freqjax.visualize": 3,
+    "freqjax.visualize": 3, "freqjax.visualize.__main__": 7,
     "freqjax.evaluation.run": 6, "freqjax.evaluation.ensemble": 6,
     "freqjax.demo": 7, "freqjax.experiment": 8,
 }

@@ -99,6 +99,24 @@ def test_changed_fields_refuse_before_anything_is_written(tiny_data, tmp_path):
   resume.check_config(changed, str(workdir), resuming=False, allow_change=False)
 
 
+def test_one_comparison_names_every_differing_field_with_both_values():
+  saved = {"seed": 1, "optim": {"decay_epochs": [80], "schedule": "step"}, "gone": None,
+           "log_every_steps": 10}
+  wanted = {"seed": 1.0, "optim": {"decay_epochs": [90], "schedule": "step"}, "new": None,
+            "log_every_steps": 20}
+  changes = resume.compare_configs(resume.flatten(saved), resume.flatten(wanted),
+                                   ignore=lambda field: field == "log_every_steps")
+  # 1 == 1.0 (JSON numbers); a field on one side only differs, even from None.
+  assert changes.fields == {"gone": (None, resume.ABSENT), "new": (resume.ABSENT, None),
+                            "optim.decay_epochs": ([80], [90])}
+  assert changes.describe() == ("gone: saved None, now (absent); new: saved (absent), now "
+                                "None; optim.decay_epochs: saved [80], now [90]")
+  assert changes.describe(limit=1) == "gone: saved None, now (absent) (+2 more)"
+  assert "log_every_steps" in resume.compare_configs(resume.flatten(saved),
+                                                     resume.flatten(wanted)).fields
+  assert not resume.compare_configs(resume.flatten(saved), resume.flatten(saved))
+
+
 def test_more_epochs_extend_a_step_schedule_but_not_a_cosine_one(tiny_data, tmp_path):
   for schedule, refused in (("step", False), ("cosine", True)):
     workdir = tmp_path / schedule

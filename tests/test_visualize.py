@@ -7,14 +7,20 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 import pytest
 import threadpoolctl
 
-from freqjax.data import augment, readers, synthetic
+from configs import pretrain as pretrain_configs
+from freqjax import optim
+from freqjax.checkpoints import store as checkpoint
+from freqjax.data import augment, pipeline, readers, streams, synthetic
 from freqjax.evaluation import report
 from freqjax.models import STGCN
+from freqjax.pretraining import resume
+from freqjax.pretraining import state as train_state
 from freqjax.visualize import __main__ as visualize_main
 from freqjax.visualize import curves, embedding, frest, skeleton
 
@@ -300,6 +306,157 @@ def test_frest_magnitudes_per_frequency(tmp_path):
   path = frest.plot_frest(params, str(tmp_path / "f.png"))
   with Image.open(path) as image:
     assert image.format == "PNG"
+
+
+def _frest_config(data_dir, frest_blocks=(8, 9)):
+  """`configs/pretrain.py:test` on the tiny data, bone stream, two FreST blocks, no text."""
+  config = pretrain_configs.get_config("test")
+  config.data.path = data_dir
+  config.data.stream = "bone"
+  config.fm.weight = config.harmonizer.weight = 0.0
+  config.model.frest_blocks = frest_blocks
+  config.seed = 3
+  return config
+
+
+def _with_thresholds(encoder_params, thresholds):
+  """`encoder_params` with FreST block `b`'s θ (both branches) set to `thresholds[b]`."""
+  return dict(encoder_params, **{
+      f"frest{b}": dict(encoder_params[f"frest{b}"], **{
+          branch: dict(encoder_params[f"frest{b}"][branch], threshold=np.float32(theta))
+          for branch in ("fres", "fret")})
+      for b, theta in thresholds.items()})
+
+
+@pytest.fixture(scope="module")
+def frest_run(data_dir, tmp_path_factory):
+  """A pretraining workdir as `train.py` writes it: `config.json`, and the whole train
+  state (`freqjax.pretraining.state.TrainState`) saved at steps 1 and 2.
+
+  No train step runs (compiling one takes minutes) and no initialisation (seconds): the
+  states have random values of the initial state's shapes, kernels scaled by their fan-in
+  and no biases so that the features depend on the input, and step 2 other FreST
+  thresholds than step 1, as training moves them.
+  """
+  config = _frest_config(data_dir)
+  workdir = tmp_path_factory.mktemp("frest_run")
+  nets = train_state.build_networks(config, bn_axis_name=None)
+  dataset = readers.load_dataset("aimclr", data_dir, "train", num_frames=config.data.num_frames)
+  shapes = jax.eval_shape(functools.partial(
+      train_state.create_train_state, config, nets, optim.sgd(config, 1)), dataset.read([0, 1]))
+  rng = np.random.default_rng(0)
+
+  def fill(path, leaf):
+    name = getattr(path[-1], "key", None)
+    if not jnp.issubdtype(leaf.dtype, jnp.floating) or name in ("bias", "mean"):
+      return np.zeros(leaf.shape, leaf.dtype)
+    if name in ("scale", "var", "edge_importance"):
+      return np.ones(leaf.shape, leaf.dtype)
+    scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if name == "kernel" else 0.3
+    return (scale * rng.normal(size=leaf.shape)).astype(leaf.dtype)
+
+  initial = jax.tree_util.tree_map_with_path(fill, shapes)
+  states = {step: initial.replace(params=dict(initial.params, encoder=_with_thresholds(
+      initial.params["encoder"], thresholds))) for step, thresholds in
+            ((1, {8: 1.5, 9: 0.7}), (2, {8: 0.9, 9: 1.3}))}
+  mngr = checkpoint.manager(str(workdir))
+  for step, state in states.items():
+    checkpoint.save(mngr, step, state, {"step": step})
+  mngr.wait_until_finished()
+  mngr.close()
+  resume.write_config(config, str(workdir), 0)
+  return {"workdir": workdir, "config": config, "dataset": dataset, "encoder": nets.encoder,
+          "variables": {step: {"params": state.params["encoder"],
+                               "batch_stats": state.batch_stats}
+                        for step, state in states.items()}}
+
+
+def _drawn_frest(monkeypatch, argv):
+  """Runs `python -m freqjax.visualize frest ARGV` in-process; `plot_frest`'s arguments."""
+  drawn = {}
+  draw = frest.plot_frest
+
+  def spy(params, out_path, pass_rates, title):
+    drawn.update(params=params, out_path=out_path, pass_rates=pass_rates, title=title)
+    return draw(params, out_path, pass_rates, title=title)
+
+  monkeypatch.setattr(frest, "plot_frest", spy)
+  assert visualize_main.main(["frest", *argv]) == 0
+  return drawn
+
+
+def _first_training_batch(run, batch_size):
+  """The run's first `batch_size` training samples as the training pipeline feeds them, in
+  its stream."""
+  config = run["config"]
+  batch = next(pipeline.train_batches(run["dataset"], batch_size, config.seed, num_devices=1,
+                                      process_index=0, process_count=1))
+  return streams.to_stream(jnp.asarray(batch["x"][0]), config.data.stream)
+
+
+def _expected_pass_rates(run, step, x):
+  """numpy pass rates of every FreST branch, from the blocks' outputs on `x`."""
+  variables = run["variables"][step]
+  outputs = jax.jit(lambda v, x: run["encoder"].apply(
+      v, x, train=False, mutable=["intermediates"],
+      capture_intermediates=lambda m, _: m.name in ("block8", "block9"))[1])(
+          variables, x)["intermediates"]
+  return {f"frest{b}/{branch}": _numpy_pass_rates(outputs[f"block{b}"]["__call__"][0],
+                                                  variables["params"][f"frest{b}"], branch)
+          for b in (8, 9) for branch in ("fres", "fret")}
+
+
+def test_frest_cli_draws_the_latest_checkpoint_on_the_run_s_first_samples(
+    frest_run, monkeypatch, capsys):
+  workdir = frest_run["workdir"]
+  drawn = _drawn_frest(monkeypatch, ["--workdir", str(workdir), "--batch", "8"])
+  out = workdir / "frest.png"
+  assert capsys.readouterr().out.strip() == str(out)
+  assert "(step 2)" in drawn["title"] and "first 8 training samples" in drawn["title"]
+  jax.tree.map(np.testing.assert_array_equal, drawn["params"],
+               frest_run["variables"][2]["params"])
+  expected = _expected_pass_rates(frest_run, 2, _first_training_batch(frest_run, 8))
+  assert list(drawn["pass_rates"]) == list(expected)
+  for name, rates in expected.items():
+    np.testing.assert_allclose(drawn["pass_rates"][name], rates, atol=1e-6, err_msg=name)
+  assert any(0 < r < 1 for rates in expected.values() for r in rates)
+  # 4 filters (2 blocks x FreS, FreT), a row of 2 panels each: 2 x 5 in by 4 x 2.6 + 0.5 in.
+  with Image.open(out) as image:
+    assert image.format == "PNG" and image.size == (1000, 1090)
+  assert out.stat().st_size > 20_000
+
+
+def test_frest_cli_step_and_out(frest_run, monkeypatch, tmp_path):
+  out = tmp_path / "pictures" / "step1.png"
+  drawn = _drawn_frest(monkeypatch, ["--workdir", str(frest_run["workdir"]), "--step", "1",
+                                     "--batch", "5", "--out", str(out)])
+  assert drawn["out_path"] == str(out) and out.exists()
+  assert "(step 1)" in drawn["title"]
+  jax.tree.map(np.testing.assert_array_equal, drawn["params"],
+               frest_run["variables"][1]["params"])
+  expected = _expected_pass_rates(frest_run, 1, _first_training_batch(frest_run, 5))
+  for name, rates in expected.items():
+    np.testing.assert_allclose(drawn["pass_rates"][name], rates, atol=1e-6, err_msg=name)
+  later = _expected_pass_rates(frest_run, 2, _first_training_batch(frest_run, 5))
+  assert any(not np.allclose(expected[name], later[name]) for name in expected)
+
+
+def test_frest_cli_errors_are_one_line(frest_run, data_dir, tmp_path, capsys):
+  def error_of(workdir, *flags):
+    assert visualize_main.main(["frest", "--workdir", str(workdir), *flags]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m freqjax.visualize: error: ")
+    return lines[0]
+
+  assert f"{tmp_path / 'absent'}: no such workdir" in error_of(tmp_path / "absent")
+  assert f"{tmp_path / 'config.json'} is missing" in error_of(tmp_path)
+  resume.write_config(_frest_config(data_dir, frest_blocks=()), str(tmp_path), 0)
+  assert "the run has no FreST blocks (model.frest_blocks=()" in error_of(tmp_path)
+  resume.write_config(_frest_config(data_dir), str(tmp_path), 0)
+  assert f"{tmp_path}: no checkpoint under" in error_of(tmp_path)
+  assert "has no checkpoint of step 7; its steps are 1, 2" in error_of(
+      frest_run["workdir"], "--step", "7")
+  assert not list(tmp_path.glob("*.png"))
 
 
 _IMPORT_CHECK = """

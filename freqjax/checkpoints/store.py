@@ -1,6 +1,7 @@
 """Orbax checkpoints of the whole train state, and encoder weights for `init_from`/eval.
 
-Layout: `workdir/checkpoints/<step>/{state,meta}`. `state` is the full `TrainState`
+Layout: `workdir/config.json` (the run's resolved config, written by `train.py`) and
+`workdir/checkpoints/<step>/{state,meta}`. `state` is the full `TrainState`
 (saved as one unreplicated copy, so a run can resume on another device count); `meta` is
 JSON (step, epoch, samples seen). Orbax writes each step to a temporary directory and
 renames it when complete, so a killed run leaves only whole checkpoints.
@@ -16,6 +17,7 @@ restores. Resume moves the damaged step to `workdir/damaged_checkpoints/<step>` 
 will write that step again); only when no checkpoint restores is it an error.
 """
 from collections.abc import Callable
+import json
 import logging
 import os
 import shutil
@@ -30,10 +32,35 @@ from freqjax.checkpoints import pytorch as convert
 
 CHECKPOINT_DIR = "checkpoints"
 DAMAGED_DIR = "damaged_checkpoints"
+RUN_CONFIG = "config.json"
 
 
 class CheckpointError(cli.UserError, ValueError):
   """No checkpoint of a workdir can be restored; the message names each and what to do."""
+
+
+class RunConfigError(cli.UserError, ValueError):
+  """A workdir's `config.json` is missing or not JSON; the message names it."""
+
+
+def read_run_config(workdir: str) -> tuple[dict, str]:
+  """`(config, path)`: the pretraining config recorded in `workdir/config.json`, a dict.
+
+  It says which model and data the workdir's checkpoints belong to.
+  """
+  path = os.path.join(workdir, RUN_CONFIG)
+  if not os.path.isdir(workdir):
+    raise RunConfigError(f"{workdir}: no such workdir.")
+  if not os.path.exists(path):
+    raise RunConfigError(
+        f"{path} is missing: the pretraining config says which model and data the "
+        f"checkpoint in {workdir} belongs to. Point --workdir (or init_from) at the "
+        "directory `python train.py` wrote.")
+  with open(path, encoding="utf-8") as f:
+    try:
+      return json.load(f), path
+    except json.JSONDecodeError as e:
+      raise RunConfigError(f"{path}: not valid JSON ({e}).") from None
 
 
 def manager(workdir: str, max_to_keep: int = 3) -> ocp.CheckpointManager:
@@ -56,8 +83,14 @@ def _first_line(error: BaseException) -> str:
 
 
 def _restore_newest_intact(mngr: ocp.CheckpointManager, restore: Callable[[int], Any],
+                           steps: list[int] | None = None,
                            ) -> tuple[Any, int, list[tuple[int, str]]] | None:
   """`restore(step)` of the newest step that restores, tried from the latest down.
+
+  Args:
+    mngr: the checkpoints.
+    restore: `step -> restored`.
+    steps: the steps to try (default: every step of `mngr`).
 
   Returns:
     `(restored, step, damaged)` with `damaged` the `(step, error)` of each newer step
@@ -66,7 +99,7 @@ def _restore_newest_intact(mngr: ocp.CheckpointManager, restore: Callable[[int],
   Raises:
     CheckpointError: every step failed; the message names each with its error.
   """
-  steps = sorted(mngr.all_steps(), reverse=True)
+  steps = sorted(mngr.all_steps() if steps is None else steps, reverse=True)
   if not steps:
     return None
   damaged = []
@@ -125,7 +158,8 @@ def restore_latest(mngr: ocp.CheckpointManager, target):
   return restored.state, restored.meta
 
 
-def load_encoder_variables(source: str, model) -> tuple[dict, int | None, str]:
+def load_encoder_variables(source: str, model, step: int | None = None,
+                           ) -> tuple[dict, int | None, str]:
   """Encoder `{"params", "batch_stats"}` from a freqjax workdir or a PyTorch checkpoint.
 
   Args:
@@ -133,6 +167,8 @@ def load_encoder_variables(source: str, model) -> tuple[dict, int | None, str]:
       ST-GCN state dict (SkeletonCLR/AimCLR/CrosSCLR, see `freqjax.checkpoints.pytorch`).
     model: the target `STGCN` (a plain one is used for PyTorch files; FreST weights are
       then missing and the caller keeps its own).
+    step: a workdir's checkpoint to read instead of the latest (an error if it is not
+      there or does not restore).
 
   Returns:
     `(variables, step, description)`: the variables (numpy), the pretraining step of the
@@ -144,14 +180,19 @@ def load_encoder_variables(source: str, model) -> tuple[dict, int | None, str]:
     mngr = ocp.CheckpointManager(os.path.abspath(directory), item_names=("state", "meta"),
                                  options=ocp.CheckpointManagerOptions(read_only=True,
                                                                       create=False))
-    def restore(step):
-      return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+    def restore(saved_step):
+      return mngr.restore(saved_step,
+                          args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
 
-    found = _restore_newest_intact(mngr, restore) if os.path.isdir(directory) else None
-    if found is None:
+    saved = sorted(mngr.all_steps()) if os.path.isdir(directory) else []
+    if not saved:
       raise FileNotFoundError(f"{source}: no checkpoint under {directory}; pretrain first "
                               "(python train.py --workdir ...) or pass a PyTorch checkpoint.")
-    state, step, damaged = found
+    if step is not None and step not in saved:
+      raise CheckpointError(f"{directory} has no checkpoint of step {step}; its steps are "
+                            f"{', '.join(map(str, saved))}.")
+    state, step, damaged = _restore_newest_intact(mngr, restore,
+                                                  None if step is None else [step])
     if damaged:
       logging.warning("%s cannot be restored; using step %d instead. Delete the damaged "
                       "checkpoint(s), or resume training in %s, which sets them aside.",

@@ -6,6 +6,7 @@
 - `finetune`: the data-parallel fine-tuning step and loop (semi-supervised, full).
 - `metrics`: top-k accuracy, per-class accuracy, confusion matrix, most-confused pairs.
 - `report`: the `workdir/eval/<protocol>/` folder a person reads.
+- `records`: what each protocol records besides its scores (`results.json["extra"]`).
 
 Accuracies are in percent throughout, as in the published tables.
 """

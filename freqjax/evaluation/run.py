@@ -5,7 +5,9 @@ protocols", wired to checkpoints and data.
 It restores the encoder (the workdir's latest checkpoint, another workdir, a PyTorch
 ST-GCN checkpoint, or a random initialisation as a baseline), opens the data the encoder
 was pretrained on (or another dataset: `transfer`), runs one protocol and writes the
-report `workdir/eval/<name>/` (`freqjax.evaluation.report`).
+report `workdir/eval/<name>/` (`freqjax.evaluation.report`). It returns an `Evaluation`:
+the headline accuracies, the report's folder, and the protocol's typed record
+(`freqjax.evaluation.records`), which is also what `results.json["extra"]` holds.
 
 Protocols, and the choices each one records:
 - `linear` / `transfer`: the encoder frozen in inference mode (BatchNorm running
@@ -34,7 +36,6 @@ import functools
 import json
 import os
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +47,7 @@ from freqjax import cli
 from freqjax.checkpoints import store as checkpoint
 from freqjax.data import pipeline, readers, streams
 from freqjax.evaluation import knn as knn_lib
-from freqjax.evaluation import finetune, linear_probe, report, subsets
+from freqjax.evaluation import finetune, linear_probe, records, report, subsets
 from freqjax.evaluation.features import extract_features
 from freqjax.models import STGCN
 from freqjax.models.heads import LinearClassifier
@@ -58,26 +59,58 @@ DATA_FIELDS = ("format", "path", "split", "test_split", "num_frames", "num_class
 # 50-frame AimCLR files, and SkeletonCLR's ST-GCN without FreST.
 DATA_DEFAULTS = {"format": "aimclr", "split": "train", "test_split": "val", "num_frames": 50,
                  "stream": "joint"}
-PRETRAIN_CONFIG = "config.json"
+PRETRAIN_CONFIG = checkpoint.RUN_CONFIG
 RANDOM_INIT = "random"
 
 
 @dataclasses.dataclass(frozen=True)
-class ProtocolResult:
+class ProtocolOutput:
   """What every protocol hands to the report.
 
   Attributes:
     test_logits: `(N_test, C)` scores whose argmax is the prediction.
     test_labels: `(N_test,)` labels, row i for test sample i.
-    extra: what the protocol records in `results.json["extra"]` (its settings and
-      secondary numbers, each labelled with how it was chosen).
+    record: the protocol's settings and secondary numbers, each labelled with how it was
+      chosen (`records.LinearProbeRecord`, `KnnRecord` or `FinetuneRecord`).
     test_features: `(N_test, D)` the frozen encoder's features of the test samples (None
       for fine-tuning), mapped in 2-D in the report's `embedding.png`.
   """
   test_logits: np.ndarray
   test_labels: np.ndarray
-  extra: dict
+  record: records.ProtocolRecord
   test_features: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Evaluation:
+  """What `evaluate` returns (accuracies in percent, as in `results.json`).
+
+  Attributes:
+    protocol: the protocol run: `linear`, `knn`, `semi`, `finetune` or `transfer`.
+    name: the report's folder name under `workdir/eval/`.
+    test_top1: test top-1 of the reported model.
+    test_top5: test top-5 of the reported model.
+    num_test: test samples, each counted once.
+    checkpoint_step: the pretraining step of the encoder (None: a PyTorch checkpoint or a
+      random initialisation).
+    report_dir: the report's folder.
+    summary: the lines the CLI prints.
+    record: the protocol's record (`records.LinearProbeRecord`, `KnnRecord` or
+      `FinetuneRecord`).
+    run_record: where the encoder and the data came from, and the wall time
+      (`records.RunRecord`). `results.json["extra"]` is
+      `records.extra_json(record, run_record)`.
+  """
+  protocol: str
+  name: str
+  test_top1: float
+  test_top5: float
+  num_test: int
+  checkpoint_step: int | None
+  report_dir: str
+  summary: str
+  record: records.ProtocolRecord
+  run_record: records.RunRecord
 
 
 class EvaluationError(cli.UserError, ValueError):
@@ -121,19 +154,12 @@ def _read_pretrain_config(source: str, workdir: str) -> tuple[dict | None, str |
     directory = source
   else:
     return None, None
-  path = os.path.join(directory, PRETRAIN_CONFIG)
-  if not os.path.exists(path):
-    if source == RANDOM_INIT:
-      return None, None
-    raise EvaluationError(
-        f"{path} is missing: the pretraining config says which model and data the "
-        f"checkpoint in {directory} belongs to. Point --workdir (or init_from) at the "
-        "directory `python train.py` wrote.")
-  with open(path, encoding="utf-8") as f:
-    try:
-      return json.load(f), path
-    except json.JSONDecodeError as e:
-      raise EvaluationError(f"{path}: not valid JSON ({e}).") from None
+  if source == RANDOM_INIT and not os.path.exists(os.path.join(directory, PRETRAIN_CONFIG)):
+    return None, None
+  try:
+    return checkpoint.read_run_config(directory)
+  except checkpoint.RunConfigError as e:
+    raise EvaluationError(str(e)) from None
 
 
 def resolve(config: ml_collections.ConfigDict, workdir: str) -> Setup:
@@ -245,7 +271,7 @@ def load_encoder(setup: Setup, sample_x: np.ndarray) -> tuple[dict, int | None, 
 
 
 def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipeline.Dataset,
-              num_classes: int) -> ProtocolResult:
+              num_classes: int) -> ProtocolOutput:
   """Fine-tunes encoder + head on a class-balanced label subset; returns the report data.
 
   The training runs data-parallel on this host's devices (`freqjax.evaluation.finetune`);
@@ -270,28 +296,28 @@ def _finetune(setup: Setup, variables: dict, train: pipeline.Dataset, test: pipe
       stream=c.data.stream, prefetch=c.data.prefetch, desc="test features")
   logits = np.asarray(jax.jit(LinearClassifier(num_classes).apply)(
       {"params": tuned.head_params}, test_features))
-  extra = {
-      "reported": "test accuracy after the last epoch (no model selection)",
-      "encoder_mode": f.encoder_mode,
-      "label_fraction": f.label_fraction,
-      "num_labelled": len(labelled),
-      "num_labelled_per_class": np.bincount(labelled.labels, minlength=num_classes),
-      "batch_size": tuned.batch_size,
-      "num_devices": tuned.num_devices,
-      "parallel_backend": tuned.backend,
-      "steps_per_epoch": tuned.steps_per_epoch,
-      "num_steps": tuned.num_steps,
-      "train_seconds": tuned.train_seconds,
-      "curve": tuned.curve,
-  }
+  labelled_samples = None
   if f.label_fraction < 1.0:
     names = getattr(train, "sample_names", None)
-    extra["labelled_samples"] = ([names[i] for i in indices] if names is not None
-                                 else indices)
-  return ProtocolResult(logits, test_labels, extra)
+    labelled_samples = tuple(names[i] if names is not None else int(i) for i in indices)
+  record = records.FinetuneRecord(
+      encoder_mode=f.encoder_mode,
+      label_fraction=f.label_fraction,
+      num_labelled=len(labelled),
+      num_labelled_per_class=tuple(
+          int(n) for n in np.bincount(labelled.labels, minlength=num_classes)),
+      batch_size=tuned.batch_size,
+      num_devices=tuned.num_devices,
+      parallel_backend=tuned.backend,
+      steps_per_epoch=tuned.steps_per_epoch,
+      num_steps=tuned.num_steps,
+      train_seconds=tuned.train_seconds,
+      curve=tuned.curve,
+      labelled_samples=labelled_samples)
+  return ProtocolOutput(logits, test_labels, record)
 
 
-def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> ProtocolResult:
+def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> ProtocolOutput:
   c, lin = setup.config, setup.config.linear
   start = time.perf_counter()
   kwargs = dict(batch_size=c.features.batch_size, stream=c.data.stream,
@@ -308,26 +334,7 @@ def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> Pro
                standardize=lin.standardize, seed=c.seed)
   full = linear_probe.train_linear_probe(train_x, train_y, test_x, test_y,
                                          desc=f"{setup.name} probe", **probe)
-  extra = {
-      "reported": ("test top-1/top-5 after the last epoch of a probe trained on the whole "
-                   "training split (the SkeletonCLR/AimCLR recipe)"
-                   + (", on features standardised with the training split's mean and "
-                      "standard deviation (not the recipe: scale-invariant)"
-                      if lin.standardize else "")),
-      "test_top1_last_epoch": full["test_top1"],
-      "test_top5_last_epoch": full["test_top5"],
-      "best_test_top1_over_epochs": full["best_test_top1_over_epochs"],
-      "best_test_top1_epoch": full["best_test_top1_epoch"],
-      "best_over_epochs_note": ("selected on test: only for comparison with published "
-                                "tables that report it, not an honest estimate"),
-      "num_train": full["num_train"],
-      "feature_dim": int(train_x.shape[1]),
-      # The recipe's probe is not scale-invariant (raw features, fixed lr): record the scale.
-      "train_feature_norm_mean": float(np.mean(np.linalg.norm(train_x, axis=1))),
-      "feature_seconds": feature_seconds,
-      "steps_per_epoch": full["steps_per_epoch"],
-      "curve": full["curve"],
-  }
+  minival_selection = None
   if lin.minival_size:
     # A fraction of train below 1, a sample count from 1 on.
     size = int(lin.minival_size) if lin.minival_size >= 1 else float(lin.minival_size)
@@ -335,23 +342,33 @@ def _linear(setup: Setup, variables: dict, train, test, num_classes: int) -> Pro
     selection = linear_probe.train_linear_probe(
         train_x[fit], train_y[fit], test_x, test_y, minival_features=train_x[held_out],
         minival_labels=train_y[held_out], desc=f"{setup.name} probe (minival)", **probe)
-    extra["minival_selection"] = {
-        "note": ("a second probe trained on train minus a stratified minival split; the "
-                 "epoch is chosen on minival (never on test). Compare its epoch and test "
-                 "accuracy with the reported last epoch."),
-        "num_train": selection["num_train"],
-        "num_minival": selection["num_minival"],
-        "minival_epoch": selection["minival_epoch"],
-        "minival_top1_at_minival_epoch": selection["minival_top1_at_minival_epoch"],
-        "test_top1_at_minival_epoch": selection["test_top1_at_minival_epoch"],
-        "test_top5_at_minival_epoch": selection["test_top5_at_minival_epoch"],
-        "test_top1_last_epoch": selection["test_top1"],
-        "minival_curve": selection["curve"]["minival_top1"],
-    }
-  return ProtocolResult(full["test_logits"], test_y, extra, test_features=test_x)
+    minival_selection = records.MinivalSelection(
+        num_train=selection["num_train"],
+        num_minival=selection["num_minival"],
+        minival_epoch=selection["minival_epoch"],
+        minival_top1_at_minival_epoch=selection["minival_top1_at_minival_epoch"],
+        test_top1_at_minival_epoch=selection["test_top1_at_minival_epoch"],
+        test_top5_at_minival_epoch=selection["test_top5_at_minival_epoch"],
+        test_top1_last_epoch=selection["test_top1"],
+        minival_curve=selection["curve"]["minival_top1"])
+  record = records.LinearProbeRecord(
+      reported=records.LinearProbeRecord.reported_for(lin.standardize),
+      test_top1_last_epoch=full["test_top1"],
+      test_top5_last_epoch=full["test_top5"],
+      best_test_top1_over_epochs=full["best_test_top1_over_epochs"],
+      best_test_top1_epoch=full["best_test_top1_epoch"],
+      num_train=full["num_train"],
+      feature_dim=int(train_x.shape[1]),
+      # The recipe's probe is not scale-invariant (raw features, fixed lr): record the scale.
+      train_feature_norm_mean=float(np.mean(np.linalg.norm(train_x, axis=1))),
+      feature_seconds=feature_seconds,
+      steps_per_epoch=full["steps_per_epoch"],
+      curve=full["curve"],
+      minival_selection=minival_selection)
+  return ProtocolOutput(full["test_logits"], test_y, record, test_features=test_x)
 
 
-def _knn(setup: Setup, variables: dict, train, test, num_classes: int) -> ProtocolResult:
+def _knn(setup: Setup, variables: dict, train, test, num_classes: int) -> ProtocolOutput:
   c = setup.config
   kwargs = dict(batch_size=c.features.batch_size, stream=c.data.stream,
                 prefetch=c.data.prefetch)
@@ -361,10 +378,9 @@ def _knn(setup: Setup, variables: dict, train, test, num_classes: int) -> Protoc
                                     **kwargs)
   result = knn_lib.knn_evaluate(train_x, train_y, test_x, test_y, num_classes=num_classes,
                                 k=c.knn.k, temperature=c.knn.temperature)
-  extra = {"reported": "weighted cosine kNN on L2-normalised frozen features",
-           "k": result["k"], "temperature": result["temperature"],
-           "num_train": result["num_train"]}
-  return ProtocolResult(result["test_scores"], test_y, extra, test_features=test_x)
+  record = records.KnnRecord(k=result["k"], temperature=result["temperature"],
+                             num_train=result["num_train"])
+  return ProtocolOutput(result["test_scores"], test_y, record, test_features=test_x)
 
 
 def class_names_for(config: ml_collections.ConfigDict, num_classes: int) -> list[str] | None:
@@ -407,13 +423,10 @@ def load_splits(config: ml_collections.ConfigDict):
   return train, test, d.num_classes or max(train.num_classes, test.num_classes)
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def evaluate(config: ml_collections.ConfigDict, workdir: str) -> Evaluation:
   """Runs `config.protocol` on the encoder of `workdir` (or `config.init_from`).
 
-  Returns:
-    `{"protocol", "name", "test_top1", "test_top5", "num_test", "checkpoint_step",
-    "encoder", "report_dir", "summary"}` (accuracies in percent; `summary` is the text the
-    CLI prints).
+  Writes the report `workdir/eval/<name>/` and returns its numbers (see `Evaluation`).
   """
   setup = resolve(config, workdir)
   c = setup.config
@@ -427,19 +440,20 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
          "finetune": _finetune}[c.protocol]
   start = time.perf_counter()
   out = run(setup, variables, train, test, num_classes)
-  extra = dict(out.extra, encoder=where, seconds=time.perf_counter() - start,
-               num_train_split=len(train), train_split=c.data.split,
-               test_split=c.data.test_split, pretrain_config=setup.pretrain_config,
-               pretrain_config_path=setup.pretrain_config_path)
+  run_record = records.RunRecord(
+      encoder=where, seconds=time.perf_counter() - start, num_train_split=len(train),
+      train_split=c.data.split, test_split=c.data.test_split,
+      pretrain_config=setup.pretrain_config, pretrain_config_path=setup.pretrain_config_path)
   out_dir = report.report_dir(workdir, setup.name)
   summary = report.write_report(out_dir, protocol=setup.name, test_logits=out.test_logits,
                                 test_labels=out.test_labels,
                                 class_names=class_names_for(c, num_classes), config=c,
-                                checkpoint_step=step, extra=extra,
+                                checkpoint_step=step,
+                                extra=records.extra_json(out.record, run_record),
                                 test_features=out.test_features if c.report_embedding else None)
   with open(out_dir / "results.json", encoding="utf-8") as f:
     results = json.load(f)
-  return {"protocol": c.protocol, "name": setup.name, "test_top1": results["test_top1"],
-          "test_top5": results["test_top5"], "num_test": results["num_test_samples"],
-          "checkpoint_step": step, "encoder": where, "report_dir": str(out_dir),
-          "summary": summary, "extra": results["extra"]}
+  return Evaluation(protocol=c.protocol, name=setup.name, test_top1=results["test_top1"],
+                    test_top5=results["test_top5"], num_test=results["num_test_samples"],
+                    checkpoint_step=step, report_dir=str(out_dir), summary=summary,
+                    record=out.record, run_record=run_record)

@@ -8,10 +8,16 @@ naming every such field and both values, unless the user passes `allow_change`. 
 `config.json` atomically and keeps the record it replaces as
 `config.before_step_<step>.json` (the config that ran up to that step), so no record is
 ever lost.
+
+`compare_configs` is the one comparison of a saved config with a wanted one (both
+`flatten`ed): this resume check, the demo's workdir check (`freqjax.demo`) and the
+experiment runner's checks of pretraining workdirs and evaluation reports
+(`freqjax.experiment`) all use it, and name the differing fields the same way.
 """
+from collections.abc import Callable, Mapping
+import dataclasses
 import json
 import logging
-from collections.abc import Mapping
 import os
 from typing import Any
 
@@ -24,7 +30,7 @@ CONFIG_FILE = "config.json"
 # never the train state: a resumed run may change them freely.
 SAFE_FIELDS = (
     "log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
-    "data.prefetch",  # host-side buffering
+    "data.prefetch", "data.loader_threads",  # host-side buffering and batch making
     "data.test_split",  # read only by the kNN monitor
     "parallel.backend",  # pmap or shard_map compile the same step
 )
@@ -34,7 +40,6 @@ SAFE_PREFIXES = ("monitor.",)  # the kNN monitor only watches
 # at the last step): every remaining step would get another rate than the first part of
 # the run planned and than a run started with the new length.
 EPOCHS_FIELD = "optim.epochs"
-_MISSING = "(absent)"
 
 
 class ResumeConfigError(cli.UserError, ValueError):
@@ -56,12 +61,73 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   return flat
 
 
+class _Absent:
+  """The value of a field that one of two compared configs lacks."""
+
+  def __repr__(self) -> str:
+    return "(absent)"
+
+
+ABSENT = _Absent()
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigChanges:
+  """The fields where a saved config and a wanted one differ (`compare_configs`).
+
+  Attributes:
+    fields: `{dotted field: (saved value, wanted value)}`, sorted by field; `ABSENT` for
+      a field that one side lacks. Empty (and the object false) when the configs agree.
+  """
+  fields: dict[str, tuple[Any, Any]]
+
+  def __bool__(self) -> bool:
+    return bool(self.fields)
+
+  def describe(self, limit: int | None = None) -> str:
+    """`"a.b: saved 1, now 2; c: saved 'x', now (absent)"`: every field with both values.
+
+    Args:
+      limit: name at most this many fields, then `(+n more)`; None names them all.
+    """
+    shown = list(self.fields.items())[:limit]
+    text = "; ".join(f"{field}: saved {old!r}, now {new!r}" for field, (old, new) in shown)
+    hidden = len(self.fields) - len(shown)
+    return text + (f" (+{hidden} more)" if hidden else "")
+
+
+def compare_configs(saved: Mapping[str, Any], wanted: Mapping[str, Any],
+                    ignore: Callable[[str], bool] | None = None) -> ConfigChanges:
+  """The fields whose values differ between two flattened configs (see `flatten`).
+
+  Args:
+    saved: the config a workdir or report records, flattened.
+    wanted: the config given now, flattened (JSON types: tuples as lists).
+    ignore: fields that may differ (e.g. `SAFE_FIELDS` when resuming); None: none.
+
+  Returns:
+    Every differing field, a field present on one side only included.
+  """
+  fields = {}
+  for field in sorted(saved.keys() | wanted.keys()):
+    old, new = saved.get(field, ABSENT), wanted.get(field, ABSENT)
+    if old != new and not (ignore and ignore(field)):
+      fields[field] = (old, new)
+  return ConfigChanges(fields)
+
+
 def _as_json(config: ml_collections.ConfigDict) -> str:
   return config.to_json_best_effort(indent=2)
 
 
+def changes_no_state(field: str) -> bool:
+  """Whether a (flattened) field only changes what is logged, monitored or kept, or how the
+  host feeds the devices: runs that differ only there train the same state."""
+  return field in SAFE_FIELDS or field.startswith(SAFE_PREFIXES)
+
+
 def _is_safe(field: str, saved: dict, config: ml_collections.ConfigDict) -> bool:
-  if field in SAFE_FIELDS or field.startswith(SAFE_PREFIXES):
+  if changes_no_state(field):
     return True
   return field == EPOCHS_FIELD and saved.get("optim", {}).get(
       "schedule") == config.optim.schedule == "step"
@@ -82,13 +148,6 @@ def read_saved(workdir: str) -> dict | None:
           "--workdir.") from None
 
 
-def changed_fields(saved: dict, config: ml_collections.ConfigDict) -> dict[str, tuple]:
-  """`{field: (saved value, new value)}` of every leaf that differs, dotted names sorted."""
-  old, new = flatten(saved), flatten(json.loads(_as_json(config)))
-  return {k: (old.get(k, _MISSING), new.get(k, _MISSING))
-          for k in sorted(old.keys() | new.keys()) if old.get(k, _MISSING) != new.get(k, _MISSING)}
-
-
 def check_config(config: ml_collections.ConfigDict, workdir: str, resuming: bool,
                  allow_change: bool) -> None:
   """Raises ResumeConfigError when resuming `workdir` with `config` would change the run.
@@ -107,17 +166,17 @@ def check_config(config: ml_collections.ConfigDict, workdir: str, resuming: bool
       logging.warning("%s is missing: cannot check that the checkpoints in %s belong to "
                       "this config; resuming with it.", config_path(workdir), workdir)
     return
-  unsafe = {k: v for k, v in changed_fields(saved, config).items()
-            if not _is_safe(k, saved, config)}
+  unsafe = compare_configs(flatten(saved), flatten(json.loads(_as_json(config))),
+                           ignore=lambda field: _is_safe(field, saved, config))
   if not unsafe:
     return
-  listed = "; ".join(f"{k}: saved {old!r}, now {new!r}" for k, (old, new) in unsafe.items())
+  listed = unsafe.describe()
   if allow_change:
     logging.warning("%s: resuming with a changed config (--allow_config_change): %s.",
                     config_path(workdir), listed)
     return
   cosine = (" (optim.epochs with the cosine schedule changes the learning rate of every "
-            "remaining step)" if EPOCHS_FIELD in unsafe else "")
+            "remaining step)" if EPOCHS_FIELD in unsafe.fields else "")
   raise ResumeConfigError(
       f"{config_path(workdir)}: resuming with this config would change the run: "
       f"{listed}{cosine}. To resume the run, drop these overrides; for a new run, use "

@@ -12,6 +12,9 @@ joints, `fret` over frames; `freqjax.models.frest`), one row of two panels:
   energy exceeds θ, i.e. where the local filter acts.
 
 Bin k of a length-L sequence is k cycles per sequence (rFFT), k = 0..L//2.
+
+`python -m freqjax.visualize frest --workdir RUN` draws a pretraining run's encoder with
+the pass rates on its first training samples.
 """
 from collections.abc import Mapping
 import os
@@ -24,9 +27,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 
+from freqjax import cli
 from freqjax.models.frest import SpectralFilter, frequency_mask
 
 _BRANCH_TITLES = {"fres": "FreS (over joints)", "fret": "FreT (over frames)"}
+
+
+class NoFrestError(cli.UserError, ValueError):
+  """The encoder has no FreST block (`model.frest_blocks=()`): there is nothing to draw."""
 
 
 def spectral_filters(encoder_params: Mapping) -> dict[str, Mapping]:
@@ -109,12 +117,12 @@ def plot_frest(encoder_params: Mapping, out_path: str,
     `out_path`.
 
   Raises:
-    ValueError: the params hold no FreST block (`model.frest_blocks=()`).
+    NoFrestError: the params hold no FreST block (`model.frest_blocks=()`).
   """
   filters = spectral_filters(encoder_params)
   if not filters:
-    raise ValueError("plot_frest: the encoder has no FreST block (model.frest_blocks is "
-                     "empty), so there is nothing to draw.")
+    raise NoFrestError("plot_frest: the encoder has no FreST block (model.frest_blocks is "
+                       "empty), so there is nothing to draw.")
   columns = 1 if pass_rates is None else 2
   fig = Figure(figsize=(5.0 * columns, 2.6 * len(filters) + 0.5))
   FigureCanvasAgg(fig)
