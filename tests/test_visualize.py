@@ -154,7 +154,7 @@ def _write_metrics(path, lines):
 
 
 def test_training_curves_from_a_partial_metrics_file(tmp_path):
-  rows = [{"step": s, "loss": 5.0 - s / 10, "loss/instance": 4.0 - s / 10, "accuracy": s,
+  rows = [{"step": s, "loss": 5.0 - s / 10, "loss/instance": 4.0 - s / 10, "accuracy": s / 100,
            "lr": 0.1, "grad_norm": 1.0, "samples_per_second": 100.0, "epoch": s / 10,
            "threshold/frest9/fres": 0.5, "threshold/frest9/fret": 0.4} for s in (10, 20, 30)]
   rows[1]["monitor/knn_top1"] = 40.0
@@ -170,6 +170,14 @@ def test_training_curves_from_a_partial_metrics_file(tmp_path):
   assert list(panels) == ["loss", "loss/instance", "accuracy", "lr", "monitor/knn_top1",
                           "threshold/", "grad_norm", "samples_per_second"]
   assert panels["threshold/"] == ["threshold/frest9/fres", "threshold/frest9/fret"]
+
+  # Each panel draws its metric's values; the InfoNCE accuracy, a fraction in the file,
+  # in percent as its title says.
+  fig = curves.training_curves_figure(read, "run", "metrics.jsonl")
+  drawn = {ax.get_title(): ax.get_lines()[0].get_ydata() for ax in fig.axes}
+  np.testing.assert_allclose(drawn["InfoNCE accuracy (%)"], [10, 20, 30])
+  np.testing.assert_allclose(drawn["loss (total)"], [4, 3, 2])
+  np.testing.assert_allclose(drawn["kNN monitor top-1 (%)"], [40])
 
   path = curves.plot_training_curves(str(tmp_path / "metrics.jsonl"))
   assert path == str(tmp_path / "training_curves.png")

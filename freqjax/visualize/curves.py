@@ -28,6 +28,8 @@ _TITLES = {"loss": "loss (total)", "accuracy": "InfoNCE accuracy (%)", "lr": "le
            "threshold/": "FreST thresholds θ", "grad_norm": "gradient norm",
            "samples_per_second": "samples / s", "monitor/knn_top1": "kNN monitor top-1 (%)"}
 _NOT_PLOTTED = frozenset({"step", "epoch"})
+# Drawn in percent: the step logs InfoNCE accuracy as a fraction (the monitor logs %).
+_PERCENT_OF_FRACTION = frozenset({"accuracy"})
 
 
 def read_metrics(path: str) -> list[dict[str, float]]:
@@ -97,22 +99,33 @@ def plot_training_curves(metrics_path: str, out_path: str | None = None) -> str:
   """
   if out_path is None:
     out_path = os.path.join(os.path.dirname(os.path.abspath(metrics_path)), OUT_NAME)
-  rows = read_metrics(metrics_path)
+  run = os.path.basename(os.path.dirname(os.path.abspath(metrics_path)))
+  fig = training_curves_figure(read_metrics(metrics_path), run, metrics_path)
+  temporary = f"{out_path}.tmp.png"
+  fig.savefig(temporary, dpi=100)
+  os.replace(temporary, out_path)
+  return out_path
+
+
+def training_curves_figure(rows: list[dict[str, float]], run: str, source: str) -> Figure:
+  """The figure of `plot_training_curves`: one panel per `group_panels` entry, `rows` as
+  `read_metrics` returns them, `run` in the title, `source` named when `rows` is empty."""
   panels = group_panels(name for row in rows for name in row)
   columns = min(3, max(len(panels), 1))
   num_rows = max(1, -(-len(panels) // columns))
   fig = Figure(figsize=(4.2 * columns, 2.8 * num_rows + 0.4))
   FigureCanvasAgg(fig)
   last = rows[-1]["step"] if rows else None
-  run = os.path.basename(os.path.dirname(os.path.abspath(metrics_path)))
   fig.suptitle(f"{run}: training curves" + (f" up to step {last}" if rows else ""),
                fontsize=11)
   if not panels:
-    fig.text(0.5, 0.5, f"no metrics yet in {metrics_path}", ha="center", va="center")
+    fig.text(0.5, 0.5, f"no metrics yet in {source}", ha="center", va="center")
   for i, (panel, names) in enumerate(panels.items()):
     ax = fig.add_subplot(num_rows, columns, i + 1)
     for name in names:
       steps, values = metric_series(rows, name)
+      if name in _PERCENT_OF_FRACTION:
+        values = 100 * values
       # Sparse metrics (the kNN monitor, a handful of points) get markers.
       marker = "o" if len(steps) <= 20 else None
       label = name.removeprefix("threshold/") if panel == "threshold/" else name
@@ -126,7 +139,4 @@ def plot_training_curves(metrics_path: str, out_path: str | None = None) -> str:
     if len(names) > 1:
       ax.legend(fontsize=7)
   fig.tight_layout()
-  temporary = f"{out_path}.tmp.png"
-  fig.savefig(temporary, dpi=100)
-  os.replace(temporary, out_path)
-  return out_path
+  return fig
