@@ -123,10 +123,13 @@ def test_ablation_table_has_a_row_per_variant_with_its_overrides_and_hash():
 
 def test_variants_and_sets_reach_the_configs():
   plan = _plan(protocols="linear_std,semi1", streams="bone", seeds="3",
-               ablate="no_frest,moco", sets=["optim.epochs=2", "eval.linear.epochs=7"])
+               ablate="no_frest,no_text,moco", sets=["optim.epochs=2", "eval.linear.epochs=7"])
   by_variant = {run.variant: run for run in plan.runs}
   assert by_variant["mica"].pretrain_config.model.frest_blocks == (9,)
   assert by_variant["no_frest"].pretrain_config.model.frest_blocks == ()
+  no_text = by_variant["no_text"].pretrain_config  # FreST kept, both text losses off
+  assert (no_text.fm.weight, no_text.harmonizer.weight, no_text.model.frest_blocks) == (
+      0.0, 0.0, (9,))
   moco = by_variant["moco"].pretrain_config
   assert (moco.fm.weight, moco.harmonizer.weight, moco.model.frest_blocks) == (0.0, 0.0, ())
   for run in plan.runs:
