@@ -39,7 +39,8 @@ def random_head_state(hidden: int, features: int, seed: int) -> dict[str, np.nda
 
 
 def skeletonclr(query_state: dict[str, np.ndarray], key_state: dict[str, np.ndarray],
-                queue: np.ndarray, *, temperature: float, momentum: float) -> Any:
+                queue: np.ndarray, *, temperature: float, momentum: float,
+                dropout: float = 0.0) -> Any:
   """SkeletonCLR (PyTorch module) from state dicts.
 
   Args:
@@ -48,6 +49,7 @@ def skeletonclr(query_state: dict[str, np.ndarray], key_state: dict[str, np.ndar
     queue: `(D, K)` L2-normalised columns, as the reference stores it.
     temperature: T of the logits.
     momentum: m of the key encoder's update.
+    dropout: the ST-GCN's dropout rate (`torch_stgcn`; the reference pretrains with 0.5).
 
   Returns:
     The model in float32 (call `.double()` for float64) and train mode.
@@ -61,7 +63,8 @@ def skeletonclr(query_state: dict[str, np.ndarray], key_state: dict[str, np.ndar
 
     def __init__(self, state):
       super().__init__()
-      self.stgcn = torch_stgcn({k: v for k, v in state.items() if k not in HEAD_KEYS})
+      self.stgcn = torch_stgcn({k: v for k, v in state.items() if k not in HEAD_KEYS},
+                               dropout=dropout)
       hidden, features = state["fc.0.weight"].shape[0], state["fc.2.weight"].shape[0]
       self.fc = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, features))
       self.fc.load_state_dict({k.removeprefix("fc."): torch.tensor(state[k]) for k in HEAD_KEYS})

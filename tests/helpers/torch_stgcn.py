@@ -72,24 +72,26 @@ def random_state_dict(seed=0, shapes=None) -> dict[str, np.ndarray]:
   return state
 
 
-def torch_stgcn(sd, after_block=None):
+def torch_stgcn(sd, after_block=None, dropout: float = 0.0):
   """SkeletonCLR's PyTorch ST-GCN (up to the pooled feature) holding the state dict `sd`.
 
   The widths are read from `sd` (the reference's 16…256, or smaller ones). `after_block`
   maps a 0-based block index to a module applied to that block's `(N·M, C, T, V)` output
-  (e.g. a FreST block); those modules keep the weights they hold.
+  (e.g. a FreST block); those modules keep the weights they hold. `dropout` is the rate
+  after the second BatchNorm of blocks 1–9 (block 0 has none, as in the reference; the
+  reference's pretraining uses 0.5, the comparisons 0 to be deterministic).
   """
   torch = import_torch()
   from torch import nn
 
   class Block(nn.Module):
-    def __init__(self, c_in, c_out, stride, residual):
+    def __init__(self, c_in, c_out, stride, residual, rate):
       super().__init__()
       self.gcn = nn.Module()
       self.gcn.conv = nn.Conv2d(c_in, 3 * c_out, 1)
       self.tcn = nn.Sequential(nn.BatchNorm2d(c_out), nn.ReLU(),
                                nn.Conv2d(c_out, c_out, (9, 1), (stride, 1), (4, 0)),
-                               nn.BatchNorm2d(c_out), nn.Dropout(0.0))
+                               nn.BatchNorm2d(c_out), nn.Dropout(rate))
       self.res_kind = "none" if not residual else (
           "identity" if c_in == c_out and stride == 1 else "conv")
       if self.res_kind == "conv":
@@ -113,7 +115,8 @@ def torch_stgcn(sd, after_block=None):
                sd[f"st_gcn_networks.{i}.tcn.2.weight"].shape[0], stride)
               for i, stride in enumerate(STRIDES)]
       self.st_gcn_networks = nn.ModuleList(
-          Block(i, o, s, residual=k > 0) for k, (i, o, s) in enumerate(plan))
+          Block(i, o, s, residual=k > 0, rate=dropout if k > 0 else 0.0)
+          for k, (i, o, s) in enumerate(plan))
       self.edge_importance = nn.ParameterList(
           nn.Parameter(torch.ones(3, 25, 25)) for _ in plan)
       self.fc = nn.Linear(*sd["fc.weight"].shape[::-1])
