@@ -9,12 +9,15 @@ independent references (numpy, PyTorch) in test_stgcn.py and test_frest.py, so t
 agreement here carries those checks over to the XLA set.
 """
 
+import re
+
 import jax
 import numpy as np
 import pytest
 
 from freqjax.models import STGCN
 from freqjax.models.kernels import KERNELS, resolve_kernels
+from freqjax.models.kernels import cpu as kernels_cpu
 
 # Blocks 0-8 (8-32 channels) take the CPU set's dense graph-conv fold, block 9 (32 -> 64)
 # its factored form; blocks 4 and 7 have stride 2 (the per-phase convolution). Flax's
@@ -182,3 +185,27 @@ def test_unknown_kernels_or_dtype_is_one_clear_error():
   with pytest.raises(ValueError, match=r"model.compute_dtype is 'float16'; use one of float32"):
     STGCN.from_config(config.model)
   assert KERNELS == ("auto", "cpu", "xla")
+
+
+def _convolution_frames(hlo_text: str) -> list[int]:
+  """The frame count (axis 1) of the output of every convolution in compiled HLO."""
+  return [int(m.group(1)) for m in
+          re.finditer(r"= f32\[\d+,(\d+),[\d,]+\]\{[\d,]+\} convolution\(", hlo_text)]
+
+
+def test_cpu_temporal_conv_gradient_convolves_no_padding_frames():
+  """A stride-1 temporal convolution's input gradient covers the input's frames only.
+
+  Padding the input as a copy made the gradient a convolution over the padded length
+  (13 + 8 frames for a 9-tap kernel at 13 frames: 8 of the 21 wasted) and a
+  slice; the padding now belongs to the convolution.
+  """
+  frames, kernel_size = 13, 9
+  x = np.ones((2, frames, 25, 8), np.float32)
+  kernel = np.full((kernel_size, 1, 8, 8), 0.1, np.float32)
+  loss = lambda x, k: kernels_cpu.temporal_conv(x, k, np.zeros(8, np.float32), 1).sum()
+  hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, kernel).compile().as_text()
+  frame_counts = _convolution_frames(hlo)
+  assert frame_counts, "no convolution found in the compiled gradient"
+  assert max(frame_counts) == frames, frame_counts
+
