@@ -244,7 +244,7 @@ def temporal_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array,
     padding = (-first, max(frames_out - part.shape[1] + first + len(taps) - 1, 0))
     if s == 1:
       # Zero frames as the convolution's own padding: the gradient of a padded copy is a
-      # convolution over the padded length (8/21 more work at 13 frames) and a slice.
+      # convolution over the padded length (21 frames for 13 at block 10) and a slice.
       padding = (padding, (0, 0))
     else:
       # A padded copy: with padding inside, XLA:CPU computes the weight gradient of the
