@@ -188,7 +188,8 @@ def test_unknown_kernels_or_dtype_is_one_clear_error():
 
 
 def _convolution_frames(hlo_text: str) -> list[int]:
-  """The frame count (axis 1) of the output of every convolution in compiled HLO."""
+  """Axis 1 of the output of every convolution in compiled HLO: frames for the data's
+  convolutions, kernel taps (fewer) for the weight gradient's."""
   return [int(m.group(1)) for m in
           re.finditer(r"= f32\[\d+,(\d+),[\d,]+\]\{[\d,]+\} convolution\(", hlo_text)]
 
