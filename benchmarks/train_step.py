@@ -40,10 +40,17 @@ batch of 64, `benchmarks/input_pipeline.py`). `--max_isa avx2` caps PyTorch's (o
 ATen, MKL) and XLA's vector instructions at AVX2, for an AVX-512 machine to stand in for
 an AVX2 one (the vector width only, not the caches or the clock).
 
+The C allocator changes both steps' speed: with glibc's own settings every step faults in
+its large buffers anew (PyTorch's ~700,000 pages a step at batch 64, freqjax's ~330,000),
+and freqjax's entry points, this benchmark included, set glibc to keep freed memory
+instead (`freqjax.xla_env.reuse_freed_memory`), for the whole process. `--malloc reuse
+glibc` runs every table once per setting (`FREQJAX_MALLOC` of the subprocesses), so each
+ratio compares the two steps under the same allocator.
+
   python benchmarks/train_step.py [--rows full,plain] [--batch 64 128] [--steps 2]
       [--compare auto|only|off] [--rounds 3] [--torch_threads 2 1] [--max_isa avx2]
       [--no-input_pipeline] [--kernels auto|cpu|xla] [--compute_dtype float32|bfloat16]
-      [--remat]
+      [--remat] [--malloc reuse glibc]
 
 Where the full step's time goes: `benchmarks/profile_step.py`.
 
@@ -374,6 +381,12 @@ def _cpu_description(max_isa: str = "native") -> str:
   return f"{name}, {widest.upper()}{capped}"
 
 
+def _malloc_description(env: dict) -> str:
+  setting = env.get(xla_env.MALLOC_ENV, "reuse")
+  return (f"{xla_env.MALLOC_ENV}={setting} (" + ("glibc keeps freed memory for reuse"
+          if setting == "reuse" else "glibc's own allocator settings") + ")")
+
+
 def _child_args(args, rows: str, batch: int) -> list[str]:
   return [sys.executable, os.path.abspath(__file__), "--rows", rows, "--batch", str(batch),
           "--frames", str(args.frames), "--steps", str(args.steps), "--rounds",
@@ -401,7 +414,8 @@ def _isolated_table(args, rows: list[str], env: dict) -> None:
         f"{os.cpu_count()} CPU cores, jax {first['jax']}, DataParallel({args.backend!r}) on "
         f"1 device, T={args.frames}; each row in its own process, median of {args.steps} "
         f"steps after the first; memory = {first['memory']}; model.kernels={args.kernels}, "
-        f"compute_dtype={args.compute_dtype}, remat={args.remat}\n")
+        f"compute_dtype={args.compute_dtype}, remat={args.remat}; "
+        f"{_malloc_description(env)}\n")
   print("| step | batch | samples/s | s / step (min–max) | first step s (compile + 1 step) | "
         "peak MiB | peak MiB / sample | TFLOP/s (of peak) | load avg 1/5/15 min (before → "
         "after) |")
@@ -432,7 +446,8 @@ def _side_by_side_table(args, rows: list[str], env: dict) -> None:
           f"model.kernels={args.kernels}, compute_dtype={args.compute_dtype}); "
           f"{_cpu_description(args.max_isa)}, {os.cpu_count()} cores; {args.rounds} rounds of "
           f"{args.steps} steps of each step in turn (order reversed every other round), "
-          f"after one warm-up step each; load avg 1/5/15 min {load}. Ratios: freqjax's "
+          f"after one warm-up step each; {_malloc_description(env)}; load avg 1/5/15 min "
+          f"{load}. Ratios: freqjax's "
           f"samples/s over those of the fastest PyTorch row ({reference}).\n")
     print("| step | samples/s (median) | s / step, median (min–max) | warm-up step s | "
           f"× {reference}: median (per-round min–max) |")
@@ -478,6 +493,10 @@ def main() -> None:
                       help="model.compute_dtype")
   parser.add_argument("--remat", action=argparse.BooleanOptionalAction, default=False,
                       help="model.remat: recompute each ST-GCN block in the backward pass")
+  parser.add_argument("--malloc", nargs="+", choices=xla_env.MALLOC_CHOICES,
+                      default=[os.environ.get(xla_env.MALLOC_ENV, "reuse")],
+                      help="the C allocator's settings (FREQJAX_MALLOC), one set of tables "
+                      "each: reuse = keep freed memory (freqjax's default), glibc = glibc's own")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--child_compare", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -507,13 +526,15 @@ def main() -> None:
     env |= {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
             "MKL_ENABLE_INSTRUCTIONS": "AVX2",
             "XLA_FLAGS": f"{env.get('XLA_FLAGS', '')} --xla_cpu_max_isa=AVX2".strip()}
-  if args.compare != "only":
-    _isolated_table(args, rows, env)
-  if args.compare != "off":
-    if has_torch:
-      _side_by_side_table(args, rows, env)
-    else:
-      print("\n(No PyTorch step side by side: torch or pytest is not installed.)")
+  for malloc in args.malloc:
+    env[xla_env.MALLOC_ENV] = malloc
+    if args.compare != "only":
+      _isolated_table(args, rows, env)
+    if args.compare != "off":
+      if has_torch:
+        _side_by_side_table(args, rows, env)
+      else:
+        print("\n(No PyTorch step side by side: torch or pytest is not installed.)")
 
   if args.input_pipeline:
     print()
