@@ -1,11 +1,12 @@
 """`freqjax.xla_env`: the C allocator keeps the pages of freed buffers for the next run.
 
 The check counts the process's minor page faults (`getrusage`), the kernel's own count of
-pages mapped in on first touch, in a fresh interpreter per setting: glibc's defaults must
-fault in every page of a large output each run (so the check can see the difference on
-this machine), freqjax's setting none once the heap has grown to what the runs need (it
-grows for the first few runs, more on a busy machine: the runtime frees a buffer some
-time after its last use).
+pages mapped in on first touch, in a fresh interpreter per setting. glibc's defaults must
+fault in every page of a large output each run, so that the check can see the difference
+on this machine (else the test is skipped). freqjax's setting must fault in almost none
+(under 5 % of its pages) once the heap has grown to what the runs need: it grows for the
+first few runs, more on a busy machine, since the runtime frees a buffer some time after
+its last use.
 """
 import os
 import subprocess
@@ -54,8 +55,11 @@ def test_reuse_keeps_the_pages_of_freed_outputs():
   pages = MIB * 2**20 / os.sysconf("SC_PAGE_SIZE")
   glibc = _faults_per_run("glibc")
   reuse = _faults_per_run("reuse")
-  # glibc's own settings map the output afresh every run: each page faults once.
-  assert glibc > 0.9 * pages, (glibc, pages)
+  if glibc < 0.9 * pages:
+    # Not a freqjax bug: this kernel maps fresh memory in huge pages (transparent huge
+    # pages set to `always`), so glibc's own settings cost few faults and the check below
+    # could not tell the two settings apart.
+    pytest.skip(f"glibc's own settings fault in {glibc:.0f} of {pages:.0f} pages per run")
   # Reused pages are already mapped; what is left is the interpreter's own.
   assert reuse < 0.05 * pages, (reuse, pages)
 
