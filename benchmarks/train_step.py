@@ -383,8 +383,7 @@ def _cpu_description(max_isa: str = "native") -> str:
 
 def _malloc_description(env: dict) -> str:
   setting = env.get(xla_env.MALLOC_ENV, "reuse")
-  return (f"{xla_env.MALLOC_ENV}={setting} (" + ("glibc keeps freed memory for reuse"
-          if setting == "reuse" else "glibc's own allocator settings") + ")")
+  return f"{xla_env.MALLOC_ENV}={setting} ({xla_env.MALLOC_CHOICES[setting]})"
 
 
 def _child_args(args, rows: str, batch: int) -> list[str]:
@@ -494,7 +493,7 @@ def main() -> None:
   parser.add_argument("--remat", action=argparse.BooleanOptionalAction, default=False,
                       help="model.remat: recompute each ST-GCN block in the backward pass")
   parser.add_argument("--malloc", nargs="+", choices=xla_env.MALLOC_CHOICES,
-                      default=[os.environ.get(xla_env.MALLOC_ENV, "reuse")],
+                      default=[os.environ.get(xla_env.MALLOC_ENV, "reuse")], metavar="MALLOC",
                       help="the C allocator's settings (FREQJAX_MALLOC), one set of tables "
                       "each: reuse = keep freed memory (freqjax's default), glibc = glibc's own")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

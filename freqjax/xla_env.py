@@ -12,9 +12,10 @@ import sys
 # results are bit-identical and the flag is ignored on GPU/TPU.
 CPU_CONV_FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 
-# `FREQJAX_MALLOC=glibc` leaves glibc's allocator as it is (see `reuse_freed_memory`).
+# The values of `FREQJAX_MALLOC` and what each means (see `reuse_freed_memory`).
 MALLOC_ENV = "FREQJAX_MALLOC"
-MALLOC_CHOICES = ("reuse", "glibc")
+MALLOC_CHOICES = {"reuse": "keep freed memory for reuse, the default",
+                  "glibc": "glibc's own settings"}
 
 # mallopt(3) parameters, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
@@ -33,14 +34,15 @@ def configure() -> None:
     os.environ["XLA_FLAGS"] = f"{flags} {CPU_CONV_FLAG}".strip()
   malloc = os.environ.get(MALLOC_ENV, "reuse")
   if malloc not in MALLOC_CHOICES:
-    print(f"error: environment variable {MALLOC_ENV}={malloc!r}: use reuse (the default: "
-          "keep freed memory for reuse) or glibc (glibc's own settings).", file=sys.stderr)
+    choices = " or ".join(f"{name} ({meaning})" for name, meaning in MALLOC_CHOICES.items())
+    print(f"error: environment variable {MALLOC_ENV}={malloc!r}: use {choices}.",
+          file=sys.stderr)
     raise SystemExit(2)
   if malloc == "reuse":
     reuse_freed_memory()
 
 
-def reuse_freed_memory() -> bool:
+def reuse_freed_memory() -> None:
   """Makes glibc's malloc keep the memory a program frees, for the next allocation.
 
   XLA:CPU allocates each run's temporary buffer (1.3 GB for the base pretraining step at
@@ -56,15 +58,13 @@ def reuse_freed_memory() -> bool:
   made after the call (call it before jax starts its threads) and to the whole process,
   PyTorch included.
 
-  Returns:
-    True if the settings were applied; False where the C library is not glibc (macOS,
-    musl), which is left as it is.
+  Where the C library is not glibc (macOS, musl), nothing is changed.
   """
   try:
     libc = ctypes.CDLL(None)
     libc.gnu_get_libc_version  # pylint: disable=pointless-statement  (glibc only)
   except (OSError, AttributeError):
-    return False
-  # mallopt returns 1 on success; each setting is independent of the others.
-  return all([libc.mallopt(_M_ARENA_MAX, 1) == 1, libc.mallopt(_M_MMAP_MAX, 0) == 1,
-              libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1])
+    return
+  libc.mallopt(_M_ARENA_MAX, 1)
+  libc.mallopt(_M_MMAP_MAX, 0)
+  libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
