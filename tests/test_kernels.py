@@ -15,9 +15,12 @@ import jax
 import numpy as np
 import pytest
 
+from freqjax import graph
 from freqjax.models import STGCN
+from freqjax.models.stgcn import STGCNBlock
 from freqjax.models.kernels import KERNELS, resolve_kernels
 from freqjax.models.kernels import cpu as kernels_cpu
+from freqjax.models.kernels import spectral_conv
 
 # Blocks 0-8 (8-32 channels) take the CPU set's dense graph-conv fold, block 9 (32 -> 64)
 # its factored form; blocks 4 and 7 have stride 2 (the per-phase convolution). Flax's
@@ -124,6 +127,36 @@ def test_kernel_sets_agree_in_float64_with_statistics_synced_over_devices():
     _assert_trees_close(jax.tree.map(lambda a: a[0], stats_xla),
                         jax.tree.map(lambda a: a[1], stats_xla), rtol=1e-12, leaf_atol=0,
                         tree_atol=1e-15)
+
+
+def test_kernel_sets_agree_in_float64_where_the_cpu_set_convolves_through_the_dft():
+  """An ST-GCN block of 64 channels at 13 frames (block 8's shape), where the CPU set
+  computes the 9×1 convolution through the Fourier transform over frames
+  (`kernels.spectral_conv`): its output, every parameter's gradient and the input's equal
+  the XLA set's in float64, in training mode (batch statistics)."""
+  assert spectral_conv.is_cheaper(13, 9, 64, 64, np.float64)
+  rng = np.random.default_rng(1)
+  adjacency = graph.adjacency("ntu-rgb+d", "spatial")
+  with jax.enable_x64(True):
+    x = rng.normal(size=(2, 13, 25, 32))
+    weights = rng.normal(size=(2, 13, 25, 64))
+    results = {}
+    for kernels in ("cpu", "xla"):
+      block = STGCNBlock(64, kernels=kernels, init_scheme="flax")
+      variables = block.init(jax.random.key(0), x, adjacency, train=False)
+
+      def loss(params, x):
+        y, _ = block.apply({**variables, "params": params}, x, adjacency, train=True,
+                           mutable=["batch_stats"])
+        return (y * weights).sum(), y
+
+      results[kernels] = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
+          variables["params"], x)
+  (_, y_cpu), grads_cpu = results["cpu"]
+  (_, y_xla), grads_xla = results["xla"]
+  assert y_cpu.dtype == np.float64
+  np.testing.assert_allclose(y_xla, y_cpu, rtol=1e-10, atol=1e-12)
+  _assert_trees_close(grads_xla, grads_cpu, rtol=1e-8, leaf_atol=1e-10, tree_atol=1e-12)
 
 
 @pytest.mark.slow

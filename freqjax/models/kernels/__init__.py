@@ -2,7 +2,8 @@
 
 - `cpu` (`kernels.cpu`): rewrites that make XLA:CPU fast: hand-written backward passes
   whose row sums are matrix products at `Precision.HIGHEST`, the dense graph-conv fold,
-  per-phase strided convolutions, 8/16-bit dropout draws.
+  per-phase strided convolutions, wide temporal convolutions through the Fourier
+  transform over frames (`kernels.spectral_conv`), 8/16-bit dropout draws.
 - `xla` (`kernels.xla`): the plain operations and autodiff, which XLA's GPU and TPU
   compilers are built for.
 - `auto`: `cpu` when the computation is compiled for a CPU, else `xla`.
