@@ -130,19 +130,19 @@ def test_kernel_sets_agree_in_float64_with_statistics_synced_over_devices():
 
 
 def test_kernel_sets_agree_in_float64_where_the_cpu_set_convolves_through_the_dft():
-  """An ST-GCN block of 64 channels at 13 frames (block 8's shape), where the CPU set
-  computes the 9×1 convolution through the Fourier transform over frames
-  (`kernels.spectral_conv`): its output, every parameter's gradient and the input's equal
-  the XLA set's in float64, in training mode (batch statistics)."""
-  assert spectral_conv.is_cheaper(13, 9, 64, 64, np.float64)
+  """An ST-GCN block of 128 channels at 13 frames, where the CPU set computes the 9×1
+  convolution through the Fourier transform over frames (`kernels.spectral_conv`): its
+  output, every parameter's gradient and the input's equal the XLA set's in float64, in
+  training mode (batch statistics)."""
+  assert spectral_conv.is_cheaper(13, 9, 128, 128, np.float64)
   rng = np.random.default_rng(1)
   adjacency = graph.adjacency("ntu-rgb+d", "spatial")
   with jax.enable_x64(True):
     x = rng.normal(size=(2, 13, 25, 32))
-    weights = rng.normal(size=(2, 13, 25, 64))
+    weights = rng.normal(size=(2, 13, 25, 128))
     results = {}
     for kernels in ("cpu", "xla"):
-      block = STGCNBlock(64, kernels=kernels, init_scheme="flax")
+      block = STGCNBlock(128, kernels=kernels, init_scheme="flax")
       variables = block.init(jax.random.key(0), x, adjacency, train=False)
 
       def loss(params, x):

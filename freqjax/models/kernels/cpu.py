@@ -229,7 +229,7 @@ def temporal_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array,
   differentiates a strided convolution into a dilated one several times slower, and
   computing every frame and subsampling doubles the work. A 1×1 kernel is a matmul. A
   stride-1 convolution wide enough that the Fourier form does at most half the
-  multiplications (`spectral_conv.is_cheaper`: block 9's 256 channels at 13 frames) is
+  multiplications (`spectral_conv.is_cheaper`: block 10's 256 channels at 13 frames) is
   computed in that form.
   """
   kernel = kernel.astype(x.dtype)

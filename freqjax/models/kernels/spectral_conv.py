@@ -1,9 +1,10 @@
 """A wide temporal convolution computed through the discrete Fourier transform over frames.
 
 Used by `kernels.cpu.temporal_conv` for stride-1 convolutions where it does at most half
-the multiplications of the direct convolution (`is_cheaper`): block 9 of the encoder
-(256 → 256 channels, 9 taps, 13 frames), where the direct convolution's forward pass,
-input gradient and weight gradient are a fifth of the MICA step on a CPU.
+the multiplications of the direct convolution and is wide enough to pay for its transforms
+(`is_cheaper`): the encoder's last block (`block9`: 256 → 256 channels, 9 taps, 13
+frames), where the direct convolution's forward pass, input gradient and weight gradient
+are a fifth of the MICA step on a CPU.
 
 The arithmetic. For output frames `t = 0..T−1` the 'same' convolution is the correlation
 `y[t] = Σ_k w[k] x[t + k − p]`, `p = (K − 1) / 2`, with `x` zero outside its frames. Place
@@ -15,8 +16,8 @@ With `X[f] = Σ_s x̃[s] e^{−2πifs/N}` and `Ŵ[f] = Σ_k w[k] e^{+2πifk/N}`,
 
 and since `x` and `w` are real, the bins `f = 0..⌊N/2⌋` suffice, each counted twice except
 bin 0 and, for even N, bin N/2. Per row (batch × joint) and bin, the channel mixing is a
-complex matrix product, four real ones; the direct convolution does `T·K` real ones per
-row. At 13 frames and 9 taps that is 44 against 117. The transforms over frames are
+complex matrix product, three real ones (Gauss's form); the direct convolution does `T·K`
+real ones per row. At 13 frames and 9 taps that is 33 against 117. The transforms over frames are
 products with fixed `(2F, T)` cosine/sine matrices, whose cost grows with channels, not
 with their square. Autodiff's gradients keep the same form: the input gradient and the
 weight gradient are again per-bin products.
@@ -34,23 +35,30 @@ import numpy as np
 # Float32 accumulation on every backend (TPUs would otherwise multiply in bfloat16).
 _EXACT = jax.lax.Precision.HIGHEST
 
+# Channel pairs `C_in·C_out` below which the direct convolution is as fast (see `is_cheaper`).
+_MIN_CHANNEL_PRODUCT = 128 * 128
+
 
 def is_cheaper(frames: int, kernel_size: int, channels_in: int, channels_out: int,
                dtype) -> bool:
-  """Whether `spectral_temporal_conv` does at most half the direct convolution's
-  multiplications (stride 1, odd `kernel_size`, float32 or wider).
+  """Whether `spectral_temporal_conv` beats the direct convolution: stride 1, odd
+  `kernel_size`, float32 or wider, at least `_MIN_CHANNEL_PRODUCT` channel pairs, and at
+  most half the direct convolution's multiplications.
 
-  The half is a margin: per multiplication, the many small per-bin products and their
-  layout changes run slower than one large convolution. Measured on a 2-core AVX2 CPU at
-  batch 128 × 25 joints (forward + both gradients, spectral against direct): 256
-  channels at 13 frames 0.39 s against 0.81 s (multiplications 0.39 of direct), 64 at 13
-  frames 0.10 against 0.18 s (0.45), 32 at 25 frames 0.04 against 0.05 s (0.54, rejected),
-  16 at 50 frames 0.05 against 0.05 s (1.1, rejected).
+  Measured on a 2-core AVX2 CPU at batch 128 × 25 joints, 9 taps, in one process, the
+  forward pass then forward and both gradients (ms, spectral against direct): 256
+  channels at 13 frames 175 + 389 against 329 + 799; 64 channels at 13 frames 40 + 77
+  against 29 + 83; 32 at 25 frames 26 + 50 against 16 + 59; 16 at 50 frames 34 + 60
+  against 21 + 67. The narrow ones do a third to a half of the multiplications and still
+  gain nothing: their per-bin products are too small to pay for the transforms.
   """
   if kernel_size == 1 or kernel_size % 2 == 0 or jnp.dtype(dtype).itemsize < 4:
     return False
+  if channels_in * channels_out < _MIN_CHANNEL_PRODUCT:
+    return False
   bins = (frames + kernel_size - 1) // 2 + 1
-  spectral = 2 * bins * frames * (channels_in + channels_out) + 4 * bins * channels_in * channels_out
+  transforms = 2 * bins * frames * (channels_in + channels_out)
+  spectral = transforms + 3 * bins * channels_in * channels_out
   return spectral <= frames * kernel_size * channels_in * channels_out / 2
 
 
@@ -101,7 +109,10 @@ def spectral_temporal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   spectrum = product("ft,btrc->fbrc", forward.reshape(2 * bins, frames),
                      x.reshape(b, frames, -1, c_in)).reshape(2, bins, -1, c_in)
   x_re, x_im = spectrum[0], spectrum[1]
-  p_re = product("fri,fio->fro", x_re, w_re) - product("fri,fio->fro", x_im, w_im)
-  p_im = product("fri,fio->fro", x_re, w_im) + product("fri,fio->fro", x_im, w_re)
-  y = product("ft,fro->tro", inverse[0], p_re) + product("ft,fro->tro", inverse[1], p_im)
+  # P = X·Ŵ with three real products instead of four (Gauss): with k1 = (Xr + Xi)·Ŵr,
+  # k2 = Xr·(Ŵi − Ŵr), k3 = Xi·(Ŵr + Ŵi), Re P = k1 − k3 and Im P = k1 + k2.
+  k1 = product("fri,fio->fro", x_re + x_im, w_re)
+  k2 = product("fri,fio->fro", x_re, w_im - w_re)
+  k3 = product("fri,fio->fro", x_im, w_re + w_im)
+  y = product("ft,fro->tro", inverse[0], k1 - k3) + product("ft,fro->tro", inverse[1], k1 + k2)
   return jnp.moveaxis(y.reshape(frames, b, *middle, c_out), 0, 1)
