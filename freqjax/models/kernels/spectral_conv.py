@@ -17,10 +17,10 @@ With `X[f] = Σ_s x̃[s] e^{−2πifs/N}` and `Ŵ[f] = Σ_k w[k] e^{+2πifk/N}`,
 and since `x` and `w` are real, the bins `f = 0..⌊N/2⌋` suffice, each counted twice except
 bin 0 and, for even N, bin N/2. Per row (batch × joint) and bin, the channel mixing is a
 complex matrix product, three real ones (Gauss's form); the direct convolution does `T·K`
-real ones per row. At 13 frames and 9 taps that is 33 against 117. The transforms over frames are
-products with fixed `(2F, T)` cosine/sine matrices, whose cost grows with channels, not
-with their square. Autodiff's gradients keep the same form: the input gradient and the
-weight gradient are again per-bin products.
+real ones per row. At 13 frames and 9 taps that is 33 against 117. The transforms over
+frames are products with fixed `(2F, T)` cosine/sine matrices, whose cost grows with the
+channels, not with their square. Autodiff's gradients keep the same form: the input
+gradient and the weight gradient are again per-bin products.
 
 The result equals the direct convolution up to float rounding (a few ulps of the output's
 scale; the transforms are orthogonal up to scale). Inputs below float32 (bfloat16) keep
