@@ -1,9 +1,9 @@
 """The two kernel sets compute the same encoder; `auto` picks by platform; remat is exact.
 
 `freqjax.models.kernels.cpu` (hand-written backward passes, dense graph-conv fold,
-per-phase strided convolutions) and `kernels.xla` (plain ops and autodiff) are two
-formulations of one encoder. Each is checked against the other here on the whole encoder
-with FreST (outputs, every parameter's and the input's gradient, the new BatchNorm
+per-phase strided convolutions, wide convolutions through the Fourier transform) and
+`kernels.xla` (plain ops and autodiff) are two formulations of one encoder. Each is
+checked against the other here on the whole encoder with FreST (outputs, every parameter's and the input's gradient, the new BatchNorm
 statistics). The CPU set, which `auto` picks on this machine, is checked against
 independent references (numpy, PyTorch) in test_stgcn.py and test_frest.py, so the
 agreement here carries those checks over to the XLA set.
@@ -17,10 +17,10 @@ import pytest
 
 from freqjax import graph
 from freqjax.models import STGCN
-from freqjax.models.stgcn import STGCNBlock
 from freqjax.models.kernels import KERNELS, resolve_kernels
 from freqjax.models.kernels import cpu as kernels_cpu
 from freqjax.models.kernels import spectral_conv
+from freqjax.models.stgcn import STGCNBlock
 
 # Blocks 0-8 (8-32 channels) take the CPU set's dense graph-conv fold, block 9 (32 -> 64)
 # its factored form; blocks 4 and 7 have stride 2 (the per-phase convolution). Flax's

@@ -11,7 +11,7 @@ form XLA:CPU runs several times faster:
 - narrow graph convolutions fold adjacency and kernel into one dense matrix;
 - strided temporal convolutions are sums of stride-1 convolutions, one per input phase;
 - wide stride-1 temporal convolutions go through the discrete Fourier transform over
-  frames (`kernels.spectral_conv`), where that halves the multiplications;
+  frames (`kernels.spectral_conv`), where that at least halves the multiplications;
 - dropout draws 8 or 16 random bits per entry instead of 32.
 """
 import functools
