@@ -3,10 +3,11 @@
 `freqjax.models.kernels.cpu` (hand-written backward passes, dense graph-conv fold,
 per-phase strided convolutions, wide convolutions through the Fourier transform) and
 `kernels.xla` (plain ops and autodiff) are two formulations of one encoder. Each is
-checked against the other here on the whole encoder with FreST (outputs, every parameter's and the input's gradient, the new BatchNorm
-statistics). The CPU set, which `auto` picks on this machine, is checked against
-independent references (numpy, PyTorch) in test_stgcn.py and test_frest.py, so the
-agreement here carries those checks over to the XLA set.
+checked against the other here on the whole encoder with FreST (outputs, every
+parameter's and the input's gradient, the new BatchNorm statistics). The CPU set, which
+`auto` picks on this machine, is checked against independent references (numpy, PyTorch)
+in test_stgcn.py, test_frest.py and test_spectral_conv.py, so the agreement here carries
+those checks over to the XLA set.
 """
 
 import re
