@@ -1,6 +1,9 @@
 """Arithmetic both kernel sets share."""
 import jax
 
+# Float32 accumulation on every backend (TPUs would otherwise multiply in bfloat16).
+EXACT = jax.lax.Precision.HIGHEST
+
 
 def effective_filter(mask: jax.Array, w_global: jax.Array, w_local: jax.Array,
                      ndim: int) -> tuple[jax.Array, jax.Array]:

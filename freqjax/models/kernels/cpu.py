@@ -20,10 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from freqjax.models.kernels import spectral_conv
-from freqjax.models.kernels.common import broadcastable, effective_filter
+from freqjax.models.kernels.common import EXACT, broadcastable, effective_filter
 
-# Float32 accumulation on every backend (TPUs would otherwise multiply in bfloat16).
-_EXACT = jax.lax.Precision.HIGHEST
 
 # Below this many weights `V·C_in × V·features`, the graph convolution runs as one dense
 # matrix product (see `graph_conv`): on XLA:CPU it beats the factored form up to ~32
@@ -33,14 +31,14 @@ _DENSE_GRAPH_CONV_MAX_WEIGHTS = 800 * 800
 
 def column_sums(x: jax.Array) -> jax.Array:
   """`(rows, C)` → `(C,)`: the sum over rows, accumulated in float32 (or wider)."""
-  return jnp.dot(jnp.ones((x.shape[0],), x.dtype), x, precision=_EXACT,
+  return jnp.dot(jnp.ones((x.shape[0],), x.dtype), x, precision=EXACT,
                  preferred_element_type=jnp.promote_types(x.dtype, jnp.float32))
 
 
 def mean_over_middle(x: jax.Array) -> jax.Array:
   """`(N, R, C)` → `(N, C)`: the mean over the R rows of each of the N groups."""
   ones = jnp.ones(x.shape[:2], x.dtype)
-  return jnp.einsum("nrc,nr->nc", x, ones, precision=_EXACT) / x.shape[1]
+  return jnp.einsum("nrc,nr->nc", x, ones, precision=EXACT) / x.shape[1]
 
 
 @jax.custom_vjp

@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# Float32 accumulation on every backend (TPUs would otherwise multiply in bfloat16).
-_EXACT = jax.lax.Precision.HIGHEST
+from freqjax.models.kernels.common import EXACT
+
 
 # Channel pairs `C_in·C_out` below which the direct convolution is as fast (see `is_cheaper`).
 _MIN_CHANNEL_PRODUCT = 128 * 128
@@ -101,7 +101,7 @@ def spectral_temporal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   kernel_size, c_out = kernel.shape[0], kernel.shape[-1]
   forward, taps, inverse = (jnp.asarray(m, x.dtype) for m in _transforms(frames, kernel_size))
   bins = forward.shape[1]
-  product = functools.partial(jnp.einsum, precision=_EXACT)
+  product = functools.partial(jnp.einsum, precision=EXACT)
 
   # Ŵ[f]: (F, C_in, C_out) real and imaginary parts.
   w_re, w_im = (product("fk,kio->fio", taps[i], kernel[:, 0].astype(x.dtype)) for i in (0, 1))
