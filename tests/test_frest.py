@@ -5,6 +5,7 @@ The method: docs/method.md, "FreST".
 import functools
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -261,3 +262,80 @@ def test_frest_gradients_match_pytorch_in_float64(per_frequency, kernels):
     want = functools.reduce(lambda t, k: t[k.key], path, expected)
     np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-12,
                                err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize("kernels", ["cpu", "xla"])
+@pytest.mark.parametrize("per_frequency,frames", [(True, 12), (False, 13)])
+def test_mean_over_joints_matches_pytorch_in_float64(per_frequency, frames, kernels):
+  """FreST after the encoder's last block computes only the mean over joints of its output
+  (`mean_over_joints`: FreS from its zero-frequency bin, FreT with one inverse transform
+  per frame sequence). Against the PyTorch FreST's full output averaged over joints:
+  the value, every parameter's gradient and the input's."""
+  torch = import_torch()
+  rng = np.random.default_rng(11)
+  x = rng.normal(size=(2, frames, 25, 6))  # (B, T, V, C)
+  cotangent = rng.normal(size=(2, frames, 6))
+  module = FreST(per_frequency=per_frequency, kernels=kernels, mean_over_joints=True)
+  params = jax.tree.map(lambda a: np.asarray(a, np.float64),
+                        module.init(jax.random.key(12), x.astype(np.float32))["params"])
+  for branch in ("fres", "fret"):  # a local filter that matters; θ inside the energies
+    params[branch]["w_local"] = 50 * params[branch]["w_local"]
+    params[branch]["threshold"] = np.float64(1.3)
+  params["spatial_norm"]["scale"] = rng.uniform(0.5, 1.5, size=6)
+  params["temporal_norm"]["bias"] = rng.normal(0, 0.3, size=6)
+
+  reference = torch_frest(params)
+  x_torch = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)  # (B, C, T, V)
+  out = reference(x_torch).mean(dim=3)  # (B, C, T)
+  (out * torch.tensor(cotangent.transpose(0, 2, 1).copy())).sum().backward()
+  expected = frest_grads(reference)
+  with jax.enable_x64(True):
+    got, vjp = jax.vjp(lambda p, x: module.apply({"params": p}, x), params, x)
+    grads, grad_x = vjp(cotangent)
+  assert got.shape == (2, frames, 6) and grad_x.dtype == np.float64
+  np.testing.assert_allclose(got, out.detach().numpy().transpose(0, 2, 1), rtol=1e-9,
+                             atol=1e-12)
+  np.testing.assert_allclose(grad_x, x_torch.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-9,
+                             atol=1e-12)
+  for path, value in jax.tree_util.tree_flatten_with_path(grads)[0]:
+    want = functools.reduce(lambda t, k: t[k.key], path, expected)
+    np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-12,
+                               err_msg=jax.tree_util.keystr(path))
+
+
+def _fft_operand_sizes(fn, *args) -> list[int]:
+  """The operand sizes of every FFT in `fn`'s jaxpr, nested calls included."""
+  sizes = []
+
+  def visit(jaxpr):
+    for eqn in jaxpr.eqns:
+      if eqn.primitive.name == "fft":
+        sizes.append(int(np.prod(eqn.invars[0].aval.shape)))
+      for param in eqn.params.values():
+        for sub in param if isinstance(param, (list, tuple)) else (param,):
+          if isinstance(sub, jax.extend.core.ClosedJaxpr):
+            visit(sub.jaxpr)
+          elif isinstance(sub, jax.extend.core.Jaxpr):
+            visit(sub)
+
+  visit(jax.make_jaxpr(fn)(*args).jaxpr)
+  return sizes
+
+
+def test_mean_over_joints_leaves_out_the_transforms_the_mean_discards():
+  """The pooled FreST's forward and backward pass transform the whole map only for FreS's
+  energies (forward) and FreT's spectrum (forward and backward): three transforms of the
+  map's size, against eight for the full FreST followed by a mean."""
+  x = np.random.default_rng(13).normal(size=(2, 13, 25, 8)).astype(np.float32)
+  full, pooled = FreST(), FreST(mean_over_joints=True)
+  params = full.init(jax.random.key(14), x)
+
+  def loss(module, x):
+    out = module.apply(params, x)
+    return jnp.sum(out if module.mean_over_joints else out.mean(axis=2))
+
+  def map_sized(sizes):
+    return len([size for size in sizes if size >= x.size // 2])
+
+  assert map_sized(_fft_operand_sizes(jax.grad(functools.partial(loss, full)), x)) == 8
+  assert map_sized(_fft_operand_sizes(jax.grad(functools.partial(loss, pooled)), x)) == 3

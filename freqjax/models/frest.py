@@ -28,7 +28,7 @@ def _mask_from_energy(energy: jax.Array, threshold: jax.Array,
   # torch.median returns the lower of the two middle values for an even count.
   median = jnp.sort(energy, axis=1)[:, (num_bins - 1) // 2]
   normalized = energy / (median[:, None] + epsilon)
-  hard = (normalized > threshold).astype(jnp.float32)
+  hard = (normalized > threshold).astype(energy.dtype)
   return jax.lax.stop_gradient(hard - threshold) + threshold
 
 
@@ -78,8 +78,64 @@ def spectral_filter(x: jax.Array, w_global: jax.Array, w_local: jax.Array,
   return jnp.fft.irfft(jax.lax.complex(re, im), n=length, axis=1, norm="ortho")
 
 
+def sequence_mean_of_filter(x: jax.Array, w_global: jax.Array, w_local: jax.Array,
+                            threshold: jax.Array) -> jax.Array:
+  """`mean(spectral_filter(x, ...), axis=1)`, computed from the zero-frequency bin alone.
+
+  The mean over a sequence of the inverse transform is the real part of its bin 0 over
+  √L, and bin 0 of the filtered spectrum is `F_0·(W_g + M_0·W_l)` with `F_0 = √L·mean(x)`
+  real. So the mean is `mean(x)·(Re W_g[0] + M_0·Re W_l[0])`: the other bins enter only
+  through the mask `M_0` (bin 0's energy against the median), which has no gradient but
+  θ's. One forward transform, for the energies; no inverse transform, none in the
+  backward pass.
+
+  Args:
+    x: float `(B, L, ..., C)`; w_global, w_local, threshold: as `spectral_filter`.
+
+  Returns:
+    float32 (float64 for float64 `x`) `(B, ..., C)`.
+  """
+  x = at_least_float32(x)
+  spectrum = jnp.fft.rfft(jax.lax.stop_gradient(x), axis=1, norm="ortho")
+  energy = jnp.sum(jnp.square(jnp.real(spectrum)) + jnp.square(jnp.imag(spectrum)), axis=-1)
+  bin0_mask = _mask_from_energy(energy, threshold)[:, 0, ..., None]  # (B, ..., 1)
+  first = lambda w: w[0] if w.ndim == 3 else w  # the weights of bin 0, (C, 2)
+  return jnp.mean(x, axis=1) * (first(w_global)[:, 0] + bin0_mask * first(w_local)[:, 0])
+
+
+def row_mean_of_filter(x: jax.Array, w_global: jax.Array, w_local: jax.Array,
+                       threshold: jax.Array) -> jax.Array:
+  """`spectral_filter(x, ...)` averaged over the axes between the sequence and the
+  channels: `(B, L, R..., C)` → `(B, L, C)`.
+
+  The filter is linear in the spectrum, so the mean over rows commutes with the inverse
+  transform: `mean(F ⊙ (W_g + M ⊙ W_l)) = mean(F) ⊙ W_g + mean(M ⊙ F) ⊙ W_l`. One inverse
+  transform of a `(B, L_f, C)` spectrum instead of one per row.
+
+  Args:
+    x: float `(B, L, R..., C)`; w_global, w_local, threshold: as `spectral_filter`.
+
+  Returns:
+    float32 (float64 for float64 `x`) `(B, L, C)`.
+  """
+  length = x.shape[1]
+  spectrum = jnp.fft.rfft(at_least_float32(x), axis=1, norm="ortho")
+  re, im = jnp.real(spectrum), jnp.imag(spectrum)
+  mask = _mask_from_energy(jnp.sum(jnp.square(re) + jnp.square(im), axis=-1), threshold)
+  rows = tuple(range(2, x.ndim - 1))
+  mean = lambda a: jnp.mean(a, axis=rows)
+  mask = mask[..., None]
+  all_re, all_im, masked_re, masked_im = mean(re), mean(im), mean(mask * re), mean(mask * im)
+  # (C,) or (L_f, C): broadcast against the (B, L_f, C) means.
+  g_re, g_im, l_re, l_im = w_global[..., 0], w_global[..., 1], w_local[..., 0], w_local[..., 1]
+  out_re = all_re * g_re - all_im * g_im + masked_re * l_re - masked_im * l_im
+  out_im = all_re * g_im + all_im * g_re + masked_re * l_im + masked_im * l_re
+  return jnp.fft.irfft(jax.lax.complex(out_re, out_im), n=length, axis=1, norm="ortho")
+
+
 class SpectralFilter(nn.Module):
-  """Learnable adaptive spectral filter along axis 1: `(B, L, ..., C)` → same shape.
+  """Learnable adaptive spectral filter along axis 1: `(B, L, ..., C)` → same shape, or a
+  mean of it (`mean_over`).
 
   Attributes:
     per_frequency: one complex weight per frequency bin and channel `(L//2+1, C, 2)`
@@ -87,10 +143,16 @@ class SpectralFilter(nn.Module):
       docs/method.md, "Complex filters").
     init_std: std of the real and imaginary parts at init (TSLANet: 0.02).
     kernels: `model.kernels` (`freqjax.models.kernels`).
+    mean_over: None: the filtered sequences; `"sequence"`: their mean over axis 1, `(B,
+      ..., C)` (`sequence_mean_of_filter`); `"rows"`: their mean over the axes between
+      the sequence and the channels, `(B, L, C)` (`row_mean_of_filter`). The same
+      numbers as the mean of the full output, up to float rounding, at a fraction of
+      the cost.
   """
   per_frequency: bool = False
   init_std: float = 0.02
   kernels: str = "auto"
+  mean_over: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -100,7 +162,13 @@ class SpectralFilter(nn.Module):
     w_global = self.param("w_global", init, shape)
     w_local = self.param("w_local", init, shape)
     threshold = self.param("threshold", nn.initializers.uniform(1.0), ())
-    return spectral_filter(x, w_global, w_local, threshold, self.kernels).astype(x.dtype)
+    if self.mean_over == "sequence":
+      y = sequence_mean_of_filter(x, w_global, w_local, threshold)
+    elif self.mean_over == "rows":
+      y = row_mean_of_filter(x, w_global, w_local, threshold)
+    else:
+      y = spectral_filter(x, w_global, w_local, threshold, self.kernels)
+    return y.astype(x.dtype)
 
 
 class LayerNorm(nn.Module):
@@ -129,6 +197,10 @@ class FreST(nn.Module):
     per_frequency: see `SpectralFilter`.
     layer_norm: LayerNorm before each branch ([choice]).
     kernels: `model.kernels` (`freqjax.models.kernels`).
+    mean_over_joints: return the output's mean over joints `(B, T, C)`, all that the
+      encoder's pooling and the harmonizer read of the last block: FreS then needs only
+      its zero-frequency bin and FreT one inverse transform per frame sequence instead
+      of one per joint (`SpectralFilter.mean_over`). The same parameters and numbers.
 
   Computes in float32 (or float64 for float64 inputs); the output has the input's dtype.
   """
@@ -137,6 +209,7 @@ class FreST(nn.Module):
   per_frequency: bool = False
   layer_norm: bool = True
   kernels: str = "auto"
+  mean_over_joints: bool = False
 
   def _decouple(self, x: jax.Array, name: str) -> jax.Array:
     # PyTorch's LayerNorm epsilon, so imported TSLANet-style blocks agree.
@@ -147,12 +220,15 @@ class FreST(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     b, t, v, c = x.shape
     dtype, x = x.dtype, at_least_float32(x)
-    out = x
+    pooled = self.mean_over_joints
+    out = jnp.mean(x, axis=2) if pooled else x
     if self.spatial:
       joints = self._decouple(x, "spatial_norm").reshape(b * t, v, c)
-      fres = SpectralFilter(self.per_frequency, kernels=self.kernels, name="fres")(joints)
-      out = out + fres.reshape(b, t, v, c)
+      fres = SpectralFilter(self.per_frequency, kernels=self.kernels,
+                            mean_over="sequence" if pooled else None, name="fres")(joints)
+      out = out + fres.reshape(out.shape)
     if self.temporal:
       frames = self._decouple(x, "temporal_norm")
-      out = out + SpectralFilter(self.per_frequency, kernels=self.kernels, name="fret")(frames)
+      out = out + SpectralFilter(self.per_frequency, kernels=self.kernels,
+                                 mean_over="rows" if pooled else None, name="fret")(frames)
     return out.astype(dtype)

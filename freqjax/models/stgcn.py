@@ -214,9 +214,11 @@ class STGCN(nn.Module):
       train: BatchNorm uses (and updates) batch statistics, dropout is active.
 
     Returns:
-      `(h, feature_map)`: `h (N, hidden_dim)` pooled over frames and joints, then
-      averaged over persons; `feature_map (N, M, T', V, hidden_dim)` the last block's
-      output (after FreST), `T' = ceil(T / 4)`.
+      `(h, frame_features)`: `frame_features (N, T', hidden_dim)` the last block's output
+      (after FreST) averaged over joints and persons, `T' = ceil(T / 4)`; `h (N,
+      hidden_dim)` their mean over frames. (Nothing downstream reads the last block's
+      joints one by one, so FreST after the last block computes only their mean:
+      `FreST.mean_over_joints`.)
     """
     n, c, t, v, m = x.shape
     plan = self.block_plan()
@@ -242,20 +244,24 @@ class STGCN(nn.Module):
     # Flax's remat recomputes the block's forward pass (with the same dropout mask) when
     # the backward pass needs it; `train` (argument 3, counting the module) is static.
     block = nn.remat(STGCNBlock, static_argnums=(3,)) if self.remat else STGCNBlock
+    last = len(plan) - 1
     for i, (features, stride) in enumerate(plan):
       x = block(features, stride, residual=i > 0, dropout=self.dropout if i > 0 else 0.0,
                 edge_importance=self.edge_importance, bn_axis_name=self.bn_axis_name,
                 bn_momentum=self.bn_momentum, init_scheme=self.init_scheme,
                 kernels=self.kernels, name=f"block{i}")(x, adjacency, train)
       if i in self.frest_blocks:
+        # After the last block only the mean over joints is read: FreST computes just that.
         x = FreST(self.frest_spatial, self.frest_temporal, self.frest_per_frequency,
-                  self.frest_layer_norm, kernels=self.kernels, name=f"frest{i}")(x)
+                  self.frest_layer_norm, kernels=self.kernels, mean_over_joints=i == last,
+                  name=f"frest{i}")(x)
 
     x = at_least_float32(x)
-    feature_map = x.reshape(n, m, *x.shape[1:])
-    # The mean over persons, frames and joints.
-    h = kernel_set(self.kernels).mean_over_middle(x.reshape(n, -1, x.shape[-1]))
-    return h, feature_map
+    if last not in self.frest_blocks:  # (B, T', V, C) -> (B, T', C), the mean over joints
+      x = kernel_set(self.kernels).mean_over_middle(
+          x.reshape(-1, v, x.shape[-1])).reshape(n * m, -1, x.shape[-1])
+    frame_features = jnp.mean(x.reshape(n, m, *x.shape[1:]), axis=1)  # over persons
+    return jnp.mean(frame_features, axis=1), frame_features
 
 
 def count_params(params) -> int:

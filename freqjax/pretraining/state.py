@@ -90,14 +90,13 @@ def create_train_state(config: ml_collections.ConfigDict, nets: Networks,
   init_rng, queue_rng, text_rng, rng = jax.random.split(rng, 4)
   keys = jax.random.split(init_rng, 4)
   variables = nets.encoder.init(keys[0], sample_x, train=False)
-  h, feature_map = nets.encoder.apply(variables, sample_x, train=False)
+  h, frames = nets.encoder.apply(variables, sample_x, train=False)
   params = {"encoder": variables["params"], "mlp": nets.mlp.init(keys[1], h)["params"]}
   if nets.projection is not None:
     params["projection"] = nets.projection.init(keys[2], h)["params"]
   if nets.harmonizer is not None:
     if sample_words is None:
       raise ValueError("The Modality Harmonizer needs word features: set text.path.")
-    frames = feature_map.mean(axis=(1, 3))
     mask = jnp.ones(sample_words.shape[:2], bool)
     params["harmonizer"] = nets.harmonizer.init(keys[3], frames, sample_words, mask)["params"]
   queue = l2_normalize(jax.random.normal(queue_rng, (config.moco.queue_size, config.model.mlp_dim)))

@@ -103,7 +103,7 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
         row_ids=row_ids)
 
   def loss_fn(params):
-    (h, feature_map), new_vars = nets.encoder.apply(
+    (h, frames), new_vars = nets.encoder.apply(
         {"params": params["encoder"], "batch_stats": state.batch_stats}, x_q, train=True,
         rngs={"dropout": rng_drop}, mutable=["batch_stats"])
     q = l2_normalize(nets.mlp.apply({"params": params["mlp"]}, h))
@@ -115,7 +115,6 @@ def train_step(state: TrainState, batch: dict, *, nets: Networks,
       losses["loss/fm"] = text_loss(z_q, key=rng_fm)
       total = total + config.fm.weight * losses["loss/fm"]
     if nets.harmonizer is not None:
-      frames = jnp.mean(feature_map, axis=(1, 3))  # over persons and joints: (B, T', C)
       z_h = nets.harmonizer.apply(
           {"params": params["harmonizer"]}, frames, batch["word_features"].astype(jnp.float32),
           batch["word_mask"], train=True, rngs={"dropout": jax.random.fold_in(rng_drop, 2)})
