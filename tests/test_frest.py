@@ -339,3 +339,8 @@ def test_mean_over_joints_leaves_out_the_transforms_the_mean_discards():
 
   assert map_sized(_fft_operand_sizes(jax.grad(functools.partial(loss, full)), x)) == 8
   assert map_sized(_fft_operand_sizes(jax.grad(functools.partial(loss, pooled)), x)) == 3
+
+
+def test_unknown_mean_over_is_refused():
+  with pytest.raises(ValueError, match="mean_over is 'joints'"):
+    SpectralFilter(mean_over="joints").init(jax.random.key(0), np.zeros((1, 5, 2), np.float32))

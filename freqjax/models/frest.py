@@ -162,6 +162,9 @@ class SpectralFilter(nn.Module):
     w_global = self.param("w_global", init, shape)
     w_local = self.param("w_local", init, shape)
     threshold = self.param("threshold", nn.initializers.uniform(1.0), ())
+    if self.mean_over not in (None, "sequence", "rows"):
+      raise ValueError(f"SpectralFilter.mean_over is {self.mean_over!r}; use None, "
+                       "'sequence' or 'rows'.")
     if self.mean_over == "sequence":
       y = sequence_mean_of_filter(x, w_global, w_local, threshold)
     elif self.mean_over == "rows":
