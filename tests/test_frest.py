@@ -223,6 +223,27 @@ def test_layer_norm_gradients_match_pytorch_in_float64(kernels):
     np.testing.assert_allclose(value, want.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+def _float64_test_params(module, x, rng, seed):
+  """`module`'s parameters in float64, with a local filter that matters, θ inside the
+  energies and LayerNorm affines away from 1 and 0 (6 channels)."""
+  params = jax.tree.map(lambda a: np.asarray(a, np.float64),
+                        module.init(jax.random.key(seed), x.astype(np.float32))["params"])
+  for branch in ("fres", "fret"):
+    params[branch]["w_local"] = 50 * params[branch]["w_local"]
+    params[branch]["threshold"] = np.float64(1.3)
+  params["spatial_norm"]["scale"] = rng.uniform(0.5, 1.5, size=6)
+  params["temporal_norm"]["bias"] = rng.normal(0, 0.3, size=6)
+  return params
+
+
+def _assert_grads_equal(grads, expected):
+  """Every leaf of `grads` equals the same path of `expected` (PyTorch's) to float64."""
+  for path, value in jax.tree_util.tree_flatten_with_path(grads)[0]:
+    want = functools.reduce(lambda t, k: t[k.key], path, expected)
+    np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-12,
+                               err_msg=jax.tree_util.keystr(path))
+
+
 @pytest.mark.parametrize("kernels", ["cpu", "xla"])
 @pytest.mark.parametrize("per_frequency", [True, False])
 def test_frest_gradients_match_pytorch_in_float64(per_frequency, kernels):
@@ -233,13 +254,7 @@ def test_frest_gradients_match_pytorch_in_float64(per_frequency, kernels):
   x = rng.normal(size=(2, 12, 25, 6))  # (B, T, V, C): 13 joint bins, 7 frame bins
   cotangent = rng.normal(size=x.shape)
   module = FreST(per_frequency=per_frequency, kernels=kernels)
-  params = jax.tree.map(lambda a: np.asarray(a, np.float64),
-                        module.init(jax.random.key(9), x.astype(np.float32))["params"])
-  for branch in ("fres", "fret"):  # a local filter that matters; θ inside the energies
-    params[branch]["w_local"] = 50 * params[branch]["w_local"]
-    params[branch]["threshold"] = np.float64(1.3)
-  params["spatial_norm"]["scale"] = rng.uniform(0.5, 1.5, size=6)
-  params["temporal_norm"]["bias"] = rng.normal(0, 0.3, size=6)
+  params = _float64_test_params(module, x, rng, seed=9)
   if per_frequency:
     assert params["fres"]["w_global"].shape == (13, 6, 2)
     assert params["fret"]["w_global"].shape == (7, 6, 2)
@@ -258,10 +273,7 @@ def test_frest_gradients_match_pytorch_in_float64(per_frequency, kernels):
   np.testing.assert_allclose(grad_x, x_torch.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-9,
                              atol=1e-12)
   assert jax.tree.structure(grads) == jax.tree.structure(expected)
-  for path, value in jax.tree_util.tree_flatten_with_path(grads)[0]:
-    want = functools.reduce(lambda t, k: t[k.key], path, expected)
-    np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-12,
-                               err_msg=jax.tree_util.keystr(path))
+  _assert_grads_equal(grads, expected)
 
 
 @pytest.mark.parametrize("kernels", ["cpu", "xla"])
@@ -276,13 +288,7 @@ def test_mean_over_joints_matches_pytorch_in_float64(per_frequency, frames, kern
   x = rng.normal(size=(2, frames, 25, 6))  # (B, T, V, C)
   cotangent = rng.normal(size=(2, frames, 6))
   module = FreST(per_frequency=per_frequency, kernels=kernels, mean_over_joints=True)
-  params = jax.tree.map(lambda a: np.asarray(a, np.float64),
-                        module.init(jax.random.key(12), x.astype(np.float32))["params"])
-  for branch in ("fres", "fret"):  # a local filter that matters; θ inside the energies
-    params[branch]["w_local"] = 50 * params[branch]["w_local"]
-    params[branch]["threshold"] = np.float64(1.3)
-  params["spatial_norm"]["scale"] = rng.uniform(0.5, 1.5, size=6)
-  params["temporal_norm"]["bias"] = rng.normal(0, 0.3, size=6)
+  params = _float64_test_params(module, x, rng, seed=12)
 
   reference = torch_frest(params)
   x_torch = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)  # (B, C, T, V)
@@ -297,10 +303,7 @@ def test_mean_over_joints_matches_pytorch_in_float64(per_frequency, frames, kern
                              atol=1e-12)
   np.testing.assert_allclose(grad_x, x_torch.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-9,
                              atol=1e-12)
-  for path, value in jax.tree_util.tree_flatten_with_path(grads)[0]:
-    want = functools.reduce(lambda t, k: t[k.key], path, expected)
-    np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-12,
-                               err_msg=jax.tree_util.keystr(path))
+  _assert_grads_equal(grads, expected)
 
 
 def _fft_operand_sizes(fn, *args) -> list[int]:
