@@ -225,14 +225,17 @@ def test_layer_norm_gradients_match_pytorch_in_float64(kernels):
 
 def _float64_test_params(module, x, rng, seed):
   """`module`'s parameters in float64, with a local filter that matters, θ inside the
-  energies and LayerNorm affines away from 1 and 0 (6 channels)."""
+  energies and LayerNorm scales and biases away from 1 and 0 (6 channels)."""
   params = jax.tree.map(lambda a: np.asarray(a, np.float64),
                         module.init(jax.random.key(seed), x.astype(np.float32))["params"])
   for branch in ("fres", "fret"):
-    params[branch]["w_local"] = 50 * params[branch]["w_local"]
-    params[branch]["threshold"] = np.float64(1.3)
-  params["spatial_norm"]["scale"] = rng.uniform(0.5, 1.5, size=6)
-  params["temporal_norm"]["bias"] = rng.normal(0, 0.3, size=6)
+    if branch in params:
+      params[branch]["w_local"] = 50 * params[branch]["w_local"]
+      params[branch]["threshold"] = np.float64(1.3)
+  for norm in ("spatial_norm", "temporal_norm"):
+    if norm in params:
+      params[norm]["scale"] = rng.uniform(0.5, 1.5, size=6)
+      params[norm]["bias"] = rng.normal(0, 0.3, size=6)
   return params
 
 
@@ -276,18 +279,22 @@ def test_frest_gradients_match_pytorch_in_float64(per_frequency, kernels):
   _assert_grads_equal(grads, expected)
 
 
-@pytest.mark.parametrize("kernels", ["cpu", "xla"])
-@pytest.mark.parametrize("per_frequency,frames", [(True, 12), (False, 13)])
-def test_mean_over_joints_matches_pytorch_in_float64(per_frequency, frames, kernels):
+@pytest.mark.parametrize("per_frequency,frames,kernels,branches", [
+    (True, 12, "cpu", {}), (False, 13, "cpu", {}), (True, 12, "xla", {}),
+    (False, 13, "xla", {}), (False, 13, "cpu", {"temporal": False}),
+    (True, 12, "cpu", {"spatial": False}), (False, 12, "cpu", {"layer_norm": False})])
+def test_mean_over_joints_matches_pytorch_in_float64(per_frequency, frames, kernels,
+                                                     branches):
   """FreST after the encoder's last block computes only the mean over joints of its output
-  (`mean_over_joints`: FreS from its zero-frequency bin, FreT with one inverse transform
-  per frame sequence). Against the PyTorch FreST's full output averaged over joints:
-  the value, every parameter's gradient and the input's."""
+  (`mean_over_joints`, `joint_mean_of_frest`), with either branch alone and without the
+  LayerNorms too. Against the PyTorch FreST's full output averaged over joints: the value,
+  every parameter's gradient and the input's."""
   torch = import_torch()
   rng = np.random.default_rng(11)
   x = rng.normal(size=(2, frames, 25, 6))  # (B, T, V, C)
   cotangent = rng.normal(size=(2, frames, 6))
-  module = FreST(per_frequency=per_frequency, kernels=kernels, mean_over_joints=True)
+  module = FreST(per_frequency=per_frequency, kernels=kernels, mean_over_joints=True,
+                 **branches)
   params = _float64_test_params(module, x, rng, seed=12)
 
   reference = torch_frest(params)
@@ -303,6 +310,7 @@ def test_mean_over_joints_matches_pytorch_in_float64(per_frequency, frames, kern
                              atol=1e-12)
   np.testing.assert_allclose(grad_x, x_torch.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-9,
                              atol=1e-12)
+  assert jax.tree.structure(grads) == jax.tree.structure(expected)
   _assert_grads_equal(grads, expected)
 
 
@@ -326,9 +334,9 @@ def _fft_operand_sizes(fn, *args) -> list[int]:
 
 
 def test_mean_over_joints_leaves_out_the_transforms_the_mean_discards():
-  """The pooled FreST's forward and backward pass transform the whole map only for FreS's
-  energies (forward) and FreT's spectrum (forward and backward): three transforms of the
-  map's size, against eight for the full FreST followed by a mean."""
+  """The pooled FreST's forward and backward pass transform the whole map only for the
+  masks' energies, once over joints and once over frames, both in the forward pass:
+  two transforms of the map's size, against eight for the full FreST followed by a mean."""
   x = np.random.default_rng(13).normal(size=(2, 13, 25, 8)).astype(np.float32)
   full, pooled = FreST(), FreST(mean_over_joints=True)
   params = full.init(jax.random.key(14), x)
@@ -341,9 +349,4 @@ def test_mean_over_joints_leaves_out_the_transforms_the_mean_discards():
     return len([size for size in sizes if size >= x.size // 2])
 
   assert map_sized(_fft_operand_sizes(jax.grad(functools.partial(loss, full)), x)) == 8
-  assert map_sized(_fft_operand_sizes(jax.grad(functools.partial(loss, pooled)), x)) == 3
-
-
-def test_unknown_mean_over_is_refused():
-  with pytest.raises(ValueError, match="mean_over is 'joints'"):
-    SpectralFilter(mean_over="joints").init(jax.random.key(0), np.zeros((1, 5, 2), np.float32))
+  assert map_sized(_fft_operand_sizes(jax.grad(functools.partial(loss, pooled)), x)) == 2

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from freqjax.models.kernels import kernel_set
+from freqjax.models.kernels.common import EXACT
 from freqjax.models.precision import at_least_float32
 
 
@@ -78,64 +79,104 @@ def spectral_filter(x: jax.Array, w_global: jax.Array, w_local: jax.Array,
   return jnp.fft.irfft(jax.lax.complex(re, im), n=length, axis=1, norm="ortho")
 
 
-def sequence_mean_of_filter(x: jax.Array, w_global: jax.Array, w_local: jax.Array,
-                            threshold: jax.Array) -> jax.Array:
-  """`mean(spectral_filter(x, ...), axis=1)`, computed from the zero-frequency bin alone.
+def _normalized(x: jax.Array, epsilon: float) -> jax.Array:
+  """`(x − mean) / sqrt(var + ε)` over the last axis (biased variance, two passes): a
+  LayerNorm without its scale and bias."""
+  centered = x - jnp.mean(x, axis=-1, keepdims=True)
+  return centered * jax.lax.rsqrt(jnp.mean(jnp.square(centered), axis=-1, keepdims=True)
+                                  + epsilon)
 
-  The mean over a sequence of the inverse transform is the real part of its bin 0 over
-  √L, and bin 0 of the filtered spectrum is `F_0·(W_g + M_0·W_l)` with `F_0 = √L·mean(x)`
-  real. So the mean is `mean(x)·(Re W_g[0] + M_0·Re W_l[0])`: the other bins enter only
-  through the mask `M_0` (bin 0's energy against the median), which has no gradient but
-  θ's. One forward transform, for the energies; no inverse transform, none in the
-  backward pass.
+
+def joint_mean_of_frest(x: jax.Array, norms: dict, filters: dict, kernels: str = "auto",
+                        epsilon: float = 1e-5) -> jax.Array:
+  """`FreST(x)` averaged over joints, `(B, T, V, C)` → `(B, T, C)`, without computing it.
+
+  docs/method.md, "FreST", "After the last block". Both LayerNorms normalise the same
+  rows, so the normalised map `x̂` is computed once; each branch's input is `u = x̂·s + b`
+  with its own scale and bias. Once the masks are fixed, both filters are linear in `u`:
+  - FreS: the mean over joints of an inverse transform over joints is its bin 0 over √V,
+    and bin 0 of the filtered spectrum is `√V·mean_v(u)·(W_g + M_0·W_l)`. So the mean is
+    `mean_v(u)·(Re W_g[0] + M_0·Re W_l[0])`, `M_0` per frame.
+  - FreT: `mean_v(F_v ⊙ (W_g + M_v ⊙ W_l)) = mean_v(F_v) ⊙ W_g + mean_v(M_v ⊙ F_v) ⊙ W_l`
+    with `F_v` the spectrum over frames of joint v. `mean_v(F_v)` is the spectrum of
+    `mean_v(u)`; bin f of `mean_v(M_v ⊙ F_v)` is bin f of the spectrum of `y_f =
+    mean_v(M_{f,v}·u_v)`, a mask-weighted mean over joints `(B, T, L_f, C)`. One inverse
+    transform per frame sequence.
+  The masks need every bin's energy: one transform of `x̂` over joints and one over frames,
+  both outside the gradient (the mask passes gradient only to θ), and the affine maps
+  carried into the spectrum (`rfft(x̂·s + b) = s·rfft(x̂) + b·√L` at bin 0). The backward
+  pass has no transform of the map's size.
 
   Args:
-    x: float `(B, L, ..., C)`; w_global, w_local, threshold: as `spectral_filter`.
+    x: float `(B, T, V, C)`.
+    norms: `{"fres": (scale, bias), "fret": ...}`, each `(C,)`, or None per branch for
+      FreST without LayerNorms; `filters`: `{"fres": (w_global, w_local, threshold),
+      "fret": ...}` (`SpectralFilter.weights`) for the branches that are on.
+    kernels: `model.kernels` (`freqjax.models.kernels`), for the means over joints.
 
   Returns:
-    float32 (float64 for float64 `x`) `(B, ..., C)`.
+    float32 (float64 for float64 `x`) `(B, T, C)`: `mean_v(x + FreS(x) + FreT(x))`.
   """
   x = at_least_float32(x)
-  spectrum = jnp.fft.rfft(jax.lax.stop_gradient(x), axis=1, norm="ortho")
-  energy = jnp.sum(jnp.square(jnp.real(spectrum)) + jnp.square(jnp.imag(spectrum)), axis=-1)
-  bin0_mask = _mask_from_energy(energy, threshold)[:, 0, ..., None]  # (B, ..., 1)
-  first = lambda w: w[0] if w.ndim == 3 else w  # the weights of bin 0, (C, 2)
-  return jnp.mean(x, axis=1) * (first(w_global)[:, 0] + bin0_mask * first(w_local)[:, 0])
+  batch, frames, joints, channels = x.shape
+  # Means over joints and the masked means are matrix products: XLA:CPU materialises a
+  # product's operand once, where it fuses the block's last operations (temporal
+  # convolution, BatchNorm, dropout, residual, ReLU) into every elementwise consumer of
+  # the map and recomputes them there.
+  mean_over_joints = lambda a: kernel_set(kernels).mean_over_middle(
+      a.reshape(-1, joints, channels)).reshape(batch, frames, channels)
+  x_mean = mean_over_joints(x)
+  x_hat = _normalized(x, epsilon) if any(n is not None for n in norms.values()) else None
+  x_hat_mean = None if x_hat is None else mean_over_joints(x_hat)
 
+  def branch_input(name):
+    """`(hat, mean_v(hat), scale, bias)`: the branch's input is `hat·scale + bias`."""
+    if norms[name] is None:
+      return x, x_mean, jnp.ones((), x.dtype), jnp.zeros((), x.dtype)
+    return (x_hat, x_hat_mean, *norms[name])
 
-def row_mean_of_filter(x: jax.Array, w_global: jax.Array, w_local: jax.Array,
-                       threshold: jax.Array) -> jax.Array:
-  """`spectral_filter(x, ...)` averaged over the axes between the sequence and the
-  channels: `(B, L, R..., C)` → `(B, L, C)`.
+  def energies(axis, hat, scale, bias):
+    """`(B, ..., C)` → the energy of each bin of the input's spectrum along `axis`,
+    summed over channels; no gradient."""
+    length = x.shape[axis]
+    spectrum = jnp.fft.rfft(jax.lax.stop_gradient(hat), axis=axis, norm="ortho")
+    scale, bias = jax.lax.stop_gradient(scale), jax.lax.stop_gradient(bias)
+    re, im = jnp.real(spectrum) * scale, jnp.imag(spectrum) * scale
+    at_bin0 = (slice(None),) * axis + (slice(0, 1),)
+    re = re.at[at_bin0].add(bias * jnp.sqrt(float(length)))
+    return jnp.sum(jnp.square(re) + jnp.square(im), axis=-1)
 
-  The filter is linear in the spectrum, so the mean over rows commutes with the inverse
-  transform: `mean(F ⊙ (W_g + M ⊙ W_l)) = mean(F) ⊙ W_g + mean(M ⊙ F) ⊙ W_l`. One inverse
-  transform of a `(B, L_f, C)` spectrum instead of one per row.
+  out = x_mean
+  if "fres" in filters:
+    hat, hat_mean, scale, bias = branch_input("fres")
+    w_global, w_local, threshold = filters["fres"]
+    energy = jnp.moveaxis(energies(2, hat, scale, bias), 2, 1)  # (B, V_f, T)
+    bin0_mask = _mask_from_energy(energy, threshold)[:, 0, :, None]  # (B, T, 1)
+    first = lambda w: w[0] if w.ndim == 3 else w  # the weights of bin 0, (C, 2)
+    gain = first(w_global)[:, 0] + bin0_mask * first(w_local)[:, 0]  # (B, T, C)
+    out = out + (hat_mean * scale + bias) * gain
 
-  Args:
-    x: float `(B, L, R..., C)`; w_global, w_local, threshold: as `spectral_filter`.
-
-  Returns:
-    float32 (float64 for float64 `x`) `(B, L, C)`.
-  """
-  length = x.shape[1]
-  spectrum = jnp.fft.rfft(at_least_float32(x), axis=1, norm="ortho")
-  re, im = jnp.real(spectrum), jnp.imag(spectrum)
-  mask = _mask_from_energy(jnp.sum(jnp.square(re) + jnp.square(im), axis=-1), threshold)
-  rows = tuple(range(2, x.ndim - 1))
-  mean = lambda a: jnp.mean(a, axis=rows)
-  mask = mask[..., None]
-  all_re, all_im, masked_re, masked_im = mean(re), mean(im), mean(mask * re), mean(mask * im)
-  # (C,) or (L_f, C): broadcast against the (B, L_f, C) means.
-  g_re, g_im, l_re, l_im = w_global[..., 0], w_global[..., 1], w_local[..., 0], w_local[..., 1]
-  out_re = all_re * g_re - all_im * g_im + masked_re * l_re - masked_im * l_im
-  out_im = all_re * g_im + all_im * g_re + masked_re * l_im + masked_im * l_re
-  return jnp.fft.irfft(jax.lax.complex(out_re, out_im), n=length, axis=1, norm="ortho")
+  if "fret" in filters:
+    hat, hat_mean, scale, bias = branch_input("fret")
+    w_global, w_local, threshold = filters["fret"]
+    mask = _mask_from_energy(energies(1, hat, scale, bias), threshold)  # (B, T_f, V)
+    weights = mask / joints
+    # y[b, t, f, c] = Σ_v M[b, f, v]·u[b, t, v, c] / V, with u = x̂·s + b: per frame, a
+    # (L_f, V) × (V, C) product.
+    per_frame = jnp.broadcast_to(weights[:, None], (batch, frames, *weights.shape[1:]))
+    masked_mean = (jnp.einsum("btfv,btvc->btfc", per_frame, hat, precision=EXACT) * scale
+                   + jnp.sum(weights, axis=-1)[:, None, :, None] * bias)
+    bins = jnp.arange(mask.shape[1])
+    masked = jnp.fft.rfft(masked_mean, axis=1, norm="ortho")[:, bins, bins]  # (B, T_f, C)
+    unmasked = jnp.fft.rfft(hat_mean * scale + bias, axis=1, norm="ortho")
+    as_complex = lambda w: jax.lax.complex(w[..., 0], w[..., 1])
+    spectrum = unmasked * as_complex(w_global) + masked * as_complex(w_local)
+    out = out + jnp.fft.irfft(spectrum, n=frames, axis=1, norm="ortho")
+  return out
 
 
 class SpectralFilter(nn.Module):
-  """Learnable adaptive spectral filter along axis 1: `(B, L, ..., C)` → same shape, or a
-  mean of it (`mean_over`).
+  """Learnable adaptive spectral filter along axis 1: `(B, L, ..., C)` → same shape.
 
   Attributes:
     per_frequency: one complex weight per frequency bin and channel `(L//2+1, C, 2)`
@@ -143,49 +184,59 @@ class SpectralFilter(nn.Module):
       docs/method.md, "Complex filters").
     init_std: std of the real and imaginary parts at init (TSLANet: 0.02).
     kernels: `model.kernels` (`freqjax.models.kernels`).
-    mean_over: None: the filtered sequences; `"sequence"`: their mean over axis 1, `(B,
-      ..., C)` (`sequence_mean_of_filter`); `"rows"`: their mean over the axes between
-      the sequence and the channels, `(B, L, C)` (`row_mean_of_filter`). The same
-      numbers as the mean of the full output, up to float rounding, at a fraction of
-      the cost.
   """
   per_frequency: bool = False
   init_std: float = 0.02
   kernels: str = "auto"
-  mean_over: str | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    length, channels = x.shape[1], x.shape[-1]
+  def weights(self, length: int, channels: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`(w_global, w_local, threshold)` for sequences of `length` with `channels`."""
     shape = (length // 2 + 1, channels, 2) if self.per_frequency else (channels, 2)
     init = nn.initializers.normal(self.init_std)
     w_global = self.param("w_global", init, shape)
     w_local = self.param("w_local", init, shape)
     threshold = self.param("threshold", nn.initializers.uniform(1.0), ())
-    if self.mean_over not in (None, "sequence", "rows"):
-      raise ValueError(f"SpectralFilter.mean_over is {self.mean_over!r}; use None, "
-                       "'sequence' or 'rows'.")
-    if self.mean_over == "sequence":
-      y = sequence_mean_of_filter(x, w_global, w_local, threshold)
-    elif self.mean_over == "rows":
-      y = row_mean_of_filter(x, w_global, w_local, threshold)
-    else:
-      y = spectral_filter(x, w_global, w_local, threshold, self.kernels)
-    return y.astype(x.dtype)
+    return w_global, w_local, threshold
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    weights = self.weights(x.shape[1], x.shape[-1])
+    return spectral_filter(x, *weights, self.kernels).astype(x.dtype)
 
 
-class LayerNorm(nn.Module):
-  """`nn.LayerNorm` over the last axis (same parameters `scale`, `bias`; biased variance,
-  two passes), computed by the kernel set `kernels` (`freqjax.models.kernels`)."""
-  epsilon: float = 1e-5
-  kernels: str = "auto"
+# Each branch's LayerNorm, by the parameter names of the PyTorch block.
+BRANCH_NORMS = {"fres": "spatial_norm", "fret": "temporal_norm"}
+
+
+class LayerNormAffine(nn.Module):
+  """The parameters of a LayerNorm over the last axis: `nn.LayerNorm`'s `scale` and `bias`
+  `(C,)` and their initialisation. FreST applies them (`branch_sequences`,
+  `joint_mean_of_frest`)."""
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    features = x.shape[-1]
-    scale = self.param("scale", nn.initializers.ones, (features,))
-    bias = self.param("bias", nn.initializers.zeros, (features,))
-    return kernel_set(self.kernels).layer_norm(x, scale, bias, self.epsilon)
+  def __call__(self, features: int) -> tuple[jax.Array, jax.Array]:
+    return (self.param("scale", nn.initializers.ones, (features,)),
+            self.param("bias", nn.initializers.zeros, (features,)))
+
+
+def branch_sequences(x: jax.Array, branch: str, affine: tuple | None,
+                     kernels: str = "auto") -> jax.Array:
+  """The sequences a FreST branch filters: the map after the branch's LayerNorm.
+
+  Args:
+    x: float `(B, T, V, C)`, the map FreST receives.
+    branch: `"fres"` (each frame a sequence over joints) or `"fret"` (each joint a
+      sequence over frames, filtered in place along T).
+    affine: the LayerNorm's `(scale, bias)`, or None for FreST without LayerNorms.
+    kernels: `model.kernels` (`freqjax.models.kernels`).
+
+  Returns:
+    FreS: `(B·T, V, C)`; FreT: `(B, T, V, C)`.
+  """
+  if affine is not None:
+    # PyTorch's LayerNorm epsilon, so imported TSLANet-style blocks agree.
+    x = kernel_set(kernels).layer_norm(x, *affine, 1e-5)
+  return x.reshape(-1, *x.shape[2:]) if branch == "fres" else x
 
 
 class FreST(nn.Module):
@@ -201,9 +252,8 @@ class FreST(nn.Module):
     layer_norm: LayerNorm before each branch ([choice]).
     kernels: `model.kernels` (`freqjax.models.kernels`).
     mean_over_joints: return the output's mean over joints `(B, T, C)`, all that the
-      encoder's pooling and the harmonizer read of the last block: FreS then needs only
-      its zero-frequency bin and FreT one inverse transform per frame sequence instead
-      of one per joint (`SpectralFilter.mean_over`). The same parameters and numbers.
+      encoder's pooling and the harmonizer read of the last block, computed without the
+      map itself (`joint_mean_of_frest`). The same parameters and numbers.
 
   Computes in float32 (or float64 for float64 inputs); the output has the input's dtype.
   """
@@ -214,24 +264,24 @@ class FreST(nn.Module):
   kernels: str = "auto"
   mean_over_joints: bool = False
 
-  def _decouple(self, x: jax.Array, name: str) -> jax.Array:
-    # PyTorch's LayerNorm epsilon, so imported TSLANet-style blocks agree.
-    return (LayerNorm(epsilon=1e-5, kernels=self.kernels, name=name)(x) if self.layer_norm
-            else x)
-
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    b, t, v, c = x.shape
+    c = x.shape[-1]
     dtype, x = x.dtype, at_least_float32(x)
-    pooled = self.mean_over_joints
-    out = jnp.mean(x, axis=2) if pooled else x
-    if self.spatial:
-      joints = self._decouple(x, "spatial_norm").reshape(b * t, v, c)
-      fres = SpectralFilter(self.per_frequency, kernels=self.kernels,
-                            mean_over="sequence" if pooled else None, name="fres")(joints)
-      out = out + fres.reshape(out.shape)
-    if self.temporal:
-      frames = self._decouple(x, "temporal_norm")
-      out = out + SpectralFilter(self.per_frequency, kernels=self.kernels,
-                                 mean_over="rows" if pooled else None, name="fret")(frames)
+    # Each branch on, and the axis it filters along.
+    branches = [(name, axis) for name, axis, on in (("fres", 2, self.spatial),
+                                                    ("fret", 1, self.temporal)) if on]
+    affines = {name: LayerNormAffine(name=BRANCH_NORMS[name])(c) if self.layer_norm else None
+               for name, _ in branches}
+    filters = {name: SpectralFilter(self.per_frequency, kernels=self.kernels, name=name)
+               for name, _ in branches}
+    if self.mean_over_joints:
+      out = joint_mean_of_frest(
+          x, affines, {name: filters[name].weights(x.shape[axis], c) for name, axis in branches},
+          self.kernels)
+      return out.astype(dtype)
+    out = x
+    for name, _ in branches:
+      filtered = filters[name](branch_sequences(x, name, affines[name], self.kernels))
+      out = out + filtered.reshape(x.shape)
     return out.astype(dtype)

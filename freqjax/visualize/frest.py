@@ -28,7 +28,7 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from freqjax import cli
-from freqjax.models.frest import SpectralFilter, frequency_mask
+from freqjax.models.frest import BRANCH_NORMS, FreST, branch_sequences, frequency_mask
 
 _BRANCH_TITLES = {"fres": "FreS (over joints)", "fret": "FreT (over frames)"}
 
@@ -53,8 +53,9 @@ def frest_pass_rates(encoder: nn.Module, variables: Mapping, x) -> dict[str, np.
   """How often each frequency bin passes each FreST filter's threshold on a batch.
 
   The encoder runs once in inference mode (compiled) while an interceptor records the
-  input of every `SpectralFilter`; each input's mask is recomputed with
-  `freqjax.models.frest.frequency_mask` and that filter's θ. The model's numbers are
+  input of every `FreST`; each branch's sequences (`freqjax.models.frest.branch_sequences`,
+  also when FreST after the last block computes only their mean) and their masks
+  (`frequency_mask`, with that filter's θ) are recomputed from it. The model's numbers are
   untouched.
 
   Args:
@@ -72,15 +73,20 @@ def frest_pass_rates(encoder: nn.Module, variables: Mapping, x) -> dict[str, np.
     inputs = {}
 
     def record(next_fun, args, kwargs, context):
-      if isinstance(context.module, SpectralFilter) and context.method_name == "__call__":
-        inputs["/".join(context.module.path)] = args[0]
+      if isinstance(context.module, FreST) and context.method_name == "__call__":
+        inputs[context.module.name] = args[0]
       return next_fun(*args, **kwargs)
 
     with nn.intercept_methods(record):
       encoder.apply(variables, x, train=False)
     filters = spectral_filters(variables["params"])
     rates = {}
-    for name, sequences in inputs.items():
+    for name in filters:
+      block, branch = name.split("/")
+      params = variables["params"][block]
+      norm = params.get(BRANCH_NORMS[branch])
+      affine = None if norm is None else (norm["scale"], norm["bias"])
+      sequences = branch_sequences(inputs[block], branch, affine, encoder.kernels)
       spectrum = jnp.fft.rfft(sequences.astype(jnp.float32), axis=1, norm="ortho")
       mask = frequency_mask(spectrum, filters[name]["threshold"])  # (B, L_f, ..., 1)
       mask = jnp.moveaxis(mask, 1, 0).reshape(mask.shape[1], -1)
