@@ -79,16 +79,22 @@ def spectral_filter(x: jax.Array, w_global: jax.Array, w_local: jax.Array,
   return jnp.fft.irfft(jax.lax.complex(re, im), n=length, axis=1, norm="ortho")
 
 
+# PyTorch's LayerNorm epsilon, so imported TSLANet-style blocks agree.
+_LAYER_NORM_EPSILON = 1e-5
+
+
 def _normalized(x: jax.Array, epsilon: float) -> jax.Array:
   """`(x − mean) / sqrt(var + ε)` over the last axis (biased variance, two passes): a
-  LayerNorm without its scale and bias."""
+  LayerNorm without its scale and bias. The kernel sets' `layer_norm` with a unit scale
+  and zero bias computes the same; in the encoder it was no faster (if anything slower,
+  within the noise), and the CPU set's hand-written gradient serves only scale and bias."""
   centered = x - jnp.mean(x, axis=-1, keepdims=True)
   return centered * jax.lax.rsqrt(jnp.mean(jnp.square(centered), axis=-1, keepdims=True)
                                   + epsilon)
 
 
 def joint_mean_of_frest(x: jax.Array, norms: dict, filters: dict, kernels: str = "auto",
-                        epsilon: float = 1e-5) -> jax.Array:
+                        epsilon: float = _LAYER_NORM_EPSILON) -> jax.Array:
   """`FreST(x)` averaged over joints, `(B, T, V, C)` → `(B, T, C)`, without computing it.
 
   docs/method.md, "FreST", "After the last block". Both LayerNorms normalise the same
@@ -234,8 +240,7 @@ def branch_sequences(x: jax.Array, branch: str, affine: tuple | None,
     FreS: `(B·T, V, C)`; FreT: `(B, T, V, C)`.
   """
   if affine is not None:
-    # PyTorch's LayerNorm epsilon, so imported TSLANet-style blocks agree.
-    x = kernel_set(kernels).layer_norm(x, *affine, 1e-5)
+    x = kernel_set(kernels).layer_norm(x, *affine, _LAYER_NORM_EPSILON)
   return x.reshape(-1, *x.shape[2:]) if branch == "fres" else x
 
 
